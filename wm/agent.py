@@ -1,0 +1,68 @@
+"""The full agent (V + M + C) acting in the real environment, and episode rollouts with it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wm.config import EnvConfig
+from wm.controller import Controller, to_env_action
+from wm.env import make_env
+from wm.mdrnn import MDRNN
+from wm.models import load_controller, load_mdrnn, load_vae
+from wm.vae import ConvVAE, to_input
+
+
+class Agent:
+    """Stateful policy over preprocessed 64x64 frames: z = mu(frame), a = C(z, h), then h advances through M."""
+
+    def __init__(self, vae: ConvVAE, mdrnn: MDRNN, controller: Controller) -> None:
+        self.vae, self.mdrnn, self.controller = vae, mdrnn, controller
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the recurrent state (call at the start of every episode)."""
+        self.state = self.mdrnn.initial_state(1)
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        """Action for one preprocessed uint8 frame (64, 64, 3)."""
+        mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
+        raw = self.controller(mu, self.state[0][0])
+        if self.controller.uses_memory:  # M costs time; skip it when C does not read h
+            self.state = self.mdrnn.step_hidden(mu, raw, self.state)
+        return to_env_action(raw[0].numpy())
+
+
+def load_agent(vae_path: str | Path, mdrnn_path: str | Path, controller_path: str | Path | None = None,
+               arch: str = "linear", hidden_units: int = 40) -> Agent:
+    """Build an Agent from saved models; without a controller file, C starts at zero (set it with set_flat)."""
+    vae, mdrnn = load_vae(vae_path), load_mdrnn(mdrnn_path)
+    if controller_path is not None:
+        controller = load_controller(controller_path)
+    else:
+        controller = Controller(arch, vae.z_dim, mdrnn.hidden, hidden_units).eval()
+    return Agent(vae, mdrnn, controller)
+
+
+def run_episode(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int = 1000,
+                patience: int | None = None) -> dict[str, float]:
+    """Play one episode in the real env; `patience` ends it early after that many steps without reward gain."""
+    env = make_env(env_cfg)
+    try:
+        frame, _ = env.reset(seed=seed)
+        agent.reset()
+        total, best, since_best, steps = 0.0, -np.inf, 0, 0
+        for steps in range(1, max_steps + 1):
+            frame, reward, terminated, truncated, _ = env.step(agent.act(frame))
+            total += float(reward)
+            if total > best:
+                best, since_best = total, 0
+            else:
+                since_best += 1
+            if terminated or truncated or (patience is not None and since_best >= patience):
+                break
+    finally:
+        env.close()
+    return {"return": total, "steps": steps, "seed": seed}

@@ -1,0 +1,108 @@
+"""Train M on encoded rollouts: sub-sequences, z sampled from (mu, sigma) each epoch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from wm.config import MdrnnConfig
+from wm.mdrnn import MDRNN, gmm_nll
+
+
+@dataclass
+class MdrnnResult:
+    """The trained model, per-epoch history and held-out metrics."""
+
+    model: MDRNN
+    history: list[dict[str, float]] = field(default_factory=list)
+    heldout: dict[str, float] = field(default_factory=dict)
+
+
+def make_windows(lengths: np.ndarray, seq_len: int) -> np.ndarray:
+    """Start offsets (into the concatenated arrays) of non-overlapping windows of seq_len + 1 steps."""
+    starts, offset = [], 0
+    for n in lengths:
+        starts.extend(offset + s for s in range(0, int(n) - seq_len, seq_len))
+        offset += int(n)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator):
+    idx = starts[:, None] + torch.arange(seq_len + 1)[None, :]
+    mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
+    z = mu + sigma * torch.randn(mu.shape, generator=gen)
+    return z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]], data["dones"][idx[:, :-1]]
+
+
+def _losses(model: MDRNN, batch) -> dict[str, torch.Tensor]:
+    z, a, z_next, r, d = batch
+    (mus, log_sigmas, logit_pi, r_hat, d_logit), _ = model(z, a)
+    nll = gmm_nll(z_next, mus, log_sigmas, logit_pi).mean()
+    mse = F.mse_loss(r_hat, r)
+    bce = F.binary_cross_entropy_with_logits(d_logit, d)
+    # Scale the NLL per latent dimension so the reward and done terms are not drowned out.
+    return {"loss": nll / model.z_dim + mse + bce, "nll": nll, "reward_mse": mse, "done_bce": bce,
+            "done_acc": ((d_logit > 0).float() == d).float().mean()}
+
+
+def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True
+                ) -> MdrnnResult:
+    """Fit an MDRNN to the output of the encode stage; the last rollouts are held out for validation."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    data = {k: torch.from_numpy(np.asarray(latents[k], dtype=np.float32))
+            for k in ("mu", "logsigma", "actions", "rewards", "dones")}
+    lengths = latents["lengths"]
+    n_hold = int(round(len(lengths) * cfg.holdout)) if len(lengths) > 1 else 0
+    split = int(np.sum(lengths[: len(lengths) - n_hold]))
+    windows = make_windows(lengths, cfg.seq_len)
+    train_w = torch.from_numpy(windows[windows + cfg.seq_len < split])
+    held_w = torch.from_numpy(windows[windows >= split])
+    if len(train_w) == 0:
+        raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
+    z_dim = data["mu"].shape[1]
+    model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    history: list[dict[str, float]] = []
+    heldout: dict[str, float] = {}
+    for epoch in range(1, cfg.epochs + 1):
+        perm = train_w[torch.randperm(len(train_w), generator=gen)]
+        sums: dict[str, float] = {}
+        bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"mdrnn epoch {epoch}/{cfg.epochs}",
+                   disable=not progress, unit="batch")
+        for i in bar:
+            starts = perm[i:i + cfg.batch_size]
+            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen))
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
+            bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+        row = {"epoch": float(epoch), **{f"train_{k}": v / len(perm) for k, v in sums.items()}}
+        if len(held_w):
+            heldout = evaluate_mdrnn(model, data, held_w, cfg, seed)
+            row.update({f"val_{k}": v for k, v in heldout.items()})
+        history.append(row)
+    return MdrnnResult(model.eval(), history, heldout)
+
+
+@torch.no_grad()
+def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.Tensor, cfg: MdrnnConfig,
+                   seed: int = 0) -> dict[str, float]:
+    """Held-out next-z NLL (per step and per dim), reward MSE and done accuracy."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    sums: dict[str, float] = {}
+    for i in range(0, len(windows), 256):
+        starts = windows[i:i + 256]
+        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen)).items():
+            sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
+    model.train()
+    out = {k: v / len(windows) for k, v in sums.items()}
+    out["nll_per_dim"] = out["nll"] / model.z_dim
+    return out

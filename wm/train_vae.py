@@ -1,0 +1,82 @@
+"""Train V on collected frames."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wm.config import VaeConfig
+from wm.vae import ConvVAE, to_input, vae_loss
+
+
+@dataclass
+class VaeResult:
+    """The trained model and its per-epoch history."""
+
+    model: ConvVAE
+    history: list[dict[str, float]] = field(default_factory=list)
+    holdout_frames: np.ndarray | None = None
+
+
+def _evaluate(model: ConvVAE, frames: torch.Tensor, cfg: VaeConfig) -> tuple[float, float]:
+    model.eval()
+    rec_sum, kl_sum = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(frames), 256):
+            x = to_input(frames[i:i + 256])
+            mu, logvar = model.encode(x)
+            _, rec, kl = vae_loss(model.decode(mu), x, mu, logvar, cfg.kl_tolerance)
+            rec_sum += rec.item() * len(x)
+            kl_sum += kl.item() * len(x)
+    model.train()
+    return rec_sum / len(frames), kl_sum / len(frames)
+
+
+def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool = True) -> VaeResult:
+    """Fit a ConvVAE to uint8 frames (N, 64, 64, 3); hold out a fraction for validation."""
+    if len(frames) < 2:
+        raise ValueError(f"need at least 2 frames to train the VAE, got {len(frames)}")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.from_numpy(frames)
+    order = torch.randperm(len(data), generator=gen)
+    n_hold = min(int(len(data) * cfg.holdout), len(data) - 1)
+    held, train = data[order[:n_hold]], data[order[n_hold:]]
+    model = ConvVAE(cfg.z_dim)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, cfg.epochs + 1):
+        perm = torch.randperm(len(train), generator=gen)
+        totals = np.zeros(3)
+        bar = tqdm(range(0, len(train), cfg.batch_size), desc=f"vae epoch {epoch}/{cfg.epochs}",
+                   disable=not progress, unit="batch")
+        for start in bar:
+            x = to_input(train[perm[start:start + cfg.batch_size]])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                recon, mu, logvar = model(x)
+            loss, rec, kl = vae_loss(recon, x, mu.float(), logvar.float(), cfg.kl_tolerance)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            totals += np.array([loss.item(), rec.item(), kl.item()]) * len(x)
+            bar.set_postfix(loss=f"{loss.item():.1f}")
+        loss, rec, kl = totals / len(train)
+        row = {"epoch": epoch, "train_loss": loss, "train_recon": rec, "train_kl": kl}
+        if n_hold:
+            row["val_recon"], row["val_kl"] = _evaluate(model, held, cfg)
+        history.append({k: float(v) for k, v in row.items()})
+    hold_np = held[:8].numpy() if n_hold else train[:8].numpy()
+    return VaeResult(model.eval(), history, hold_np)
+
+
+def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 frames (T, 64, 64, 3) to float32 (mu, logvar), each (T, z)."""
+    mus, logvars = [], []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch):
+            mu, logvar = model.encode(to_input(torch.from_numpy(frames[i:i + batch])))
+            mus.append(mu.numpy())
+            logvars.append(logvar.numpy())
+    return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
