@@ -18,9 +18,9 @@ VAE, MDRNN, MODEL = "models/vae.safetensors", "models/mdrnn.safetensors", "model
 
 
 @task(cache_policy=NO_CACHE)
-def score_one(env_cfg: EnvConfig, cfg: ControllerConfig, params: np.ndarray, seeds: list[int]) -> float:
-    """Mean return of one candidate over the generation's trial seeds."""
-    return float(np.mean([e["return"] for e in score_candidate(VAE, MDRNN, env_cfg, cfg, params, seeds)]))
+def score_one(env_cfg: EnvConfig, cfg: ControllerConfig, params: np.ndarray, seed: int) -> float:
+    """Return of one candidate on one episode seed."""
+    return score_candidate(VAE, MDRNN, env_cfg, cfg, params, [seed])[0]["return"]
 
 
 @flow(name="controller", log_prints=True)
@@ -35,8 +35,9 @@ def controller_flow(params_path: str = "params.yaml") -> dict:
         bar = tqdm(total=cfg.generations, desc="cma-es", unit="gen")
 
         def score_population(candidates: list[np.ndarray], seeds: list[int]) -> list[float]:
-            futures = [score_one.submit(p.env, cfg, np.asarray(c), seeds) for c in candidates]
-            return [f.result() for f in futures]
+            # one task per (candidate, seed) pair keeps both workers busy even when episodes differ in length
+            futures = [[score_one.submit(p.env, cfg, np.asarray(c), s) for s in seeds] for c in candidates]
+            return [float(np.mean([f.result() for f in row])) for row in futures]
 
         def on_generation(row: dict[str, float]) -> None:
             ml.log_metrics({k: v for k, v in row.items() if k != "generation"}, step=int(row["generation"]))
