@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-# Headless pygame; must be set before pygame creates any surface.
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
-# Allow running `pytest` from anywhere without installing the package.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from wm.carracing_fast import FAST_ENV_ID, make_carracing, register_fast_env  # noqa: E402
+from wm.carracing_fast import FAST_ENV_ID, make_carracing, register_fast_env
 
 N_STEPS = 150
 

@@ -44,7 +44,8 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
     order = torch.randperm(len(data), generator=gen)
     n_hold = min(int(len(data) * cfg.holdout), len(data) - 1)
     held, train = data[order[:n_hold]], data[order[n_hold:]]
-    model = ConvVAE(cfg.z_dim)
+    # channels-last is ~10% faster for conv training on CPU (oneDNN); weights are saved contiguous
+    model = ConvVAE(cfg.z_dim).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     for epoch in range(1, cfg.epochs + 1):
@@ -53,7 +54,7 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
         bar = tqdm(range(0, len(train), cfg.batch_size), desc=f"vae epoch {epoch}/{cfg.epochs}",
                    disable=not progress, unit="batch")
         for start in bar:
-            x = to_input(train[perm[start:start + cfg.batch_size]])
+            x = to_input(train[perm[start:start + cfg.batch_size]]).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 recon, mu, logvar = model(x)
             loss, rec, kl = vae_loss(recon, x, mu.float(), logvar.float(), cfg.kl_tolerance)
@@ -68,7 +69,7 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
             row["val_recon"], row["val_kl"] = _evaluate(model, held, cfg)
         history.append({k: float(v) for k, v in row.items()})
     hold_np = held[:8].numpy() if n_hold else train[:8].numpy()
-    return VaeResult(model.eval(), history, hold_np)
+    return VaeResult(model.to(memory_format=torch.contiguous_format).eval(), history, hold_np)
 
 
 def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:

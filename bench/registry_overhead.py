@@ -1,0 +1,72 @@
+"""MLflow overhead per stage: the tracking run itself, registering weights, and logging + registering wm-agent.
+
+Works in a temporary directory (fresh sqlite store) with untrained paper-sized models.
+Usage: python bench/registry_overhead.py
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(label: str, fn, rows: list[tuple[str, float]]):  # noqa: ANN001, ANN201
+    """Run fn(), record its wall time under `label`, return its result."""
+    t0 = time.perf_counter()
+    out = fn()
+    rows.append((label, time.perf_counter() - t0))
+    return out
+
+
+def main() -> None:
+    """Print the seconds each MLflow step adds to a stage."""
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        for name in ("wm", "flows"):
+            os.symlink(REPO / name, name)
+        shutil.copy(REPO / "dvc.yaml", "dvc.yaml")
+        shutil.copy(REPO / "params" / "smoke.yaml", "params.yaml")
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+        from wm.controller import Controller
+        from wm.mdrnn import MDRNN
+        from wm.models import save_controller, save_mdrnn, save_vae
+        from wm.vae import ConvVAE
+
+        save_vae("models/vae.safetensors", ConvVAE(32))
+        save_mdrnn("models/mdrnn.safetensors", MDRNN(32, 3, 256, 5))
+        save_controller("models/controller.safetensors", Controller("linear", 32, 256))
+        Path("metrics").mkdir()
+        Path("metrics/evaluate.json").write_text('{"mean": 1.0}\n')
+
+        timed("import mlflow", lambda: __import__("mlflow"), rows)
+        from flows.registry import register_agent, register_weights
+        from flows.tracking import stage_run
+
+        weights = {k: f"models/{k}.safetensors" for k in ("vae", "mdrnn", "controller")}
+        metrics = {"mean": 1.0, "std": 0.0, "seeds": [0]}
+        for attempt in ("new", "unchanged"):
+            t0 = time.perf_counter()
+            with stage_run("bench", {"seed": 0}):
+                rows.append((f"stage_run open ({attempt} store)" if attempt == "new" else "stage_run open",
+                             time.perf_counter() - t0))
+                for k, path in weights.items():
+                    timed(f"register_weights wm-{k} ({attempt})", lambda: register_weights(f"wm-{k}", path, k), rows)
+                timed(f"register_agent ({attempt})",
+                      lambda: register_agent(weights, {"crop_rows": 84, "frame_size": 64}, metrics), rows)
+                t1 = time.perf_counter()
+            rows.append(("stage_run close", time.perf_counter() - t1))
+        os.chdir(REPO)
+    for label, seconds in rows:
+        print(f"{label:40s} {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""MLflow model registry for the stage flows: one version per new model, with lineage, and honest promotion.
+
+Registered models: `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a plain artifact; load it with
+`mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.models.load_vae`) and `wm-agent` (a
+models-from-code pyfunc bundling the three, see flows/agent_model.py). Nothing is pickled.
+
+Every version carries these tags:
+  content_md5          what makes a version unique (weights: the file's md5; wm-agent: the md5 of its three weight
+                       md5s, its model config and its inference code): a stage that reproduces an existing
+                       version registers nothing, and the run gets the tag registry.<name> = that version
+  git_commit, prefect_flow_run_id, dvc.stage
+  dvc.deps, dvc.outs   JSON {path: md5} for the stage's deps and outs (outs, metrics, plots) in dvc.yaml.
+                       dvc.lock is written only after the stage command returns, so the hashes are computed
+                       here the way DVC computes them (file: md5 of the bytes; directory: md5 of the sorted
+                       [{"md5", "relpath"}] listing plus ".dir"); they equal the entries DVC then writes.
+  dvc.params           JSON {key: value} of the stage's params keys, read from the params file
+wm-agent also has bundles.<name> (the wm-vae/wm-mdrnn/wm-controller versions inside it), eval.* (its own mean and
+the champion's mean at decision time) and promoted. It becomes `@champion` only if eval.mean >= the champion's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from importlib.metadata import PackageNotFoundError, version as pkg_version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flows.tracking import git_commit
+
+AGENT = "wm-agent"
+CHAMPION = "champion"
+CONTENT = "content_md5"
+AGENT_CODE = Path(__file__).with_name("agent_model.py")
+# the wm modules on the pyfunc's inference path: part of what makes a wm-agent version unique
+INFERENCE_CODE = ["agent.py", "env.py", "vae.py", "mdrnn.py", "controller.py", "models.py", "io.py", "config.py"]
+# what the pyfunc imports at load time (wm itself is bundled as code)
+AGENT_REQUIREMENTS = ["torch", "numpy", "pillow", "safetensors", "gymnasium", "pydantic", "pyyaml"]
+
+
+def file_md5(path: str | Path) -> str:
+    """md5 hex digest of a file's bytes."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The md5 DVC records in dvc.lock for a file or directory ('missing' if absent)."""
+    p = Path(path)
+    if p.is_file():
+        return file_md5(p)
+    if not p.is_dir():
+        return "missing"
+    listing = sorted(({"md5": file_md5(f), "relpath": f.relative_to(p).as_posix()}
+                      for f in p.rglob("*") if f.is_file()), key=lambda e: e["relpath"])
+    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    return (yaml.safe_load(p.read_text()) or {}) if p.exists() else {}
+
+
+def _lookup(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _paths(entries: list[Any]) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries]
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def stage_lineage(stage: str, params_path: str = "params.yaml", dvc_yaml: str = "dvc.yaml") -> dict[str, str]:
+    """Lineage tags for `stage`: git commit, Prefect flow run, and the md5 of its deps and outs and its params."""
+    spec = _read_yaml(dvc_yaml).get("stages", {}).get(stage, {})
+    params: dict[str, Any] = {}
+    for entry in spec.get("params", []):
+        if isinstance(entry, dict):  # {other_file.yaml: [keys]}
+            for file, keys in entry.items():
+                params.update({f"{file}:{k}": _lookup(_read_yaml(file), k) for k in keys})
+        else:
+            params[entry] = _lookup(_read_yaml(params_path), entry)
+    outs = _paths(spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []))
+    try:
+        from prefect.runtime import flow_run
+
+        flow_run_id = str(flow_run.id or "none")
+    except Exception:  # lineage must not fail a stage run outside a flow
+        flow_run_id = "none"
+    return {"git_commit": git_commit(), "prefect_flow_run_id": flow_run_id, "dvc.stage": stage,
+            "dvc.deps": _json({p: dvc_md5(p) for p in _paths(spec.get("deps", []))}),
+            "dvc.outs": _json({p: dvc_md5(p) for p in outs}), "dvc.params": _json(params)}
+
+
+def find_version(name: str, content_md5: str) -> Any | None:
+    """The existing version of `name` whose content_md5 tag is `content_md5`, if any."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().search_model_versions(f"name = '{name}' and tags.{CONTENT} = '{content_md5}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _ensure_registered(name: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+
+
+def _finish(name: str, version: str, new: bool, t0: float) -> str:
+    import mlflow
+
+    seconds = time.perf_counter() - t0
+    mlflow.set_tag(f"registry.{name}", version)
+    mlflow.log_metric(f"registry_seconds.{name}", seconds)
+    print(f"registry: {name} version {version} {'registered' if new else 'unchanged, nothing registered'}"
+          f" ({seconds:.2f} s)")
+    return version
+
+
+def register_weights(name: str, path: str, stage: str, params_path: str = "params.yaml") -> str:
+    """Log a safetensors file in the active run and register it as a new version of `name` unless already there."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    t0 = time.perf_counter()
+    digest = file_md5(path)
+    existing = find_version(name, digest)
+    if existing is not None:
+        return _finish(name, existing.version, False, t0)
+    mlflow.log_artifact(path, artifact_path=name)
+    run = mlflow.active_run()
+    _ensure_registered(name)
+    mv = MlflowClient().create_model_version(
+        name, source=f"{run.info.artifact_uri}/{name}", run_id=run.info.run_id,
+        tags={CONTENT: digest, **stage_lineage(stage, params_path)})
+    return _finish(name, mv.version, True, t0)
+
+
+def champion(name: str = AGENT) -> Any | None:
+    """The version holding the `champion` alias, or None."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _requirements() -> list[str]:
+    out = []
+    for pkg in AGENT_REQUIREMENTS:
+        try:
+            out.append(f"{pkg}=={pkg_version(pkg).split('+')[0]}")  # drop local labels such as +cpu
+        except PackageNotFoundError:
+            out.append(pkg)
+    return out
+
+
+def register_agent(weights: dict[str, str], model_config: dict[str, int], metrics: dict[str, Any],
+                   stage: str = "evaluate", params_path: str = "params.yaml") -> str:
+    """Log and register the V+M+C pyfunc if new, then make it `champion` if its mean score is >= the champion's."""
+    import mlflow
+    import wm
+    from mlflow import MlflowClient
+
+    from flows.agent_model import input_example, signature
+
+    t0 = time.perf_counter()
+    parts = {key: file_md5(path) for key, path in weights.items()}
+    wm_dir = Path(wm.__file__).parent
+    code = {f.name: file_md5(f) for f in [AGENT_CODE, *(wm_dir / name for name in INFERENCE_CODE)]}
+    digest = hashlib.md5(_json({"weights": parts, "config": model_config, "code": code}).encode()).hexdigest()
+    existing = find_version(AGENT, digest)
+    if existing is not None:
+        return _finish(AGENT, existing.version, False, t0)
+
+    bundles = {}
+    for key, md5 in parts.items():
+        mv = find_version(f"wm-{key}", md5)
+        bundles[f"bundles.wm-{key}"] = mv.version if mv is not None else "unregistered"
+    mean = float(metrics["mean"])
+    champ = champion()
+    champ_mean = float(champ.tags["eval.mean"]) if champ is not None and "eval.mean" in champ.tags else None
+    promote = champ_mean is None or mean >= champ_mean
+    tags = {CONTENT: digest, **stage_lineage(stage, params_path), **bundles,
+            "eval.mean": repr(mean), "eval.std": repr(float(metrics.get("std", 0.0))),
+            "eval.seeds": _json(metrics.get("seeds", [])),
+            "eval.champion_version": champ.version if champ is not None else "none",
+            "eval.champion_mean": repr(champ_mean) if champ_mean is not None else "none",
+            "promoted": str(promote).lower()}
+
+    info = mlflow.pyfunc.log_model(
+        name=AGENT, python_model=str(AGENT_CODE), model_config=model_config, code_paths=[str(wm_dir)],
+        artifacts={key: str(Path(path).resolve()) for key, path in weights.items()},
+        signature=signature(), input_example=input_example(), pip_requirements=_requirements())
+    _ensure_registered(AGENT)
+    mv = MlflowClient().create_model_version(AGENT, source=info.model_uri, run_id=mlflow.active_run().info.run_id,
+                                             tags=tags, model_id=info.model_id)
+    if promote:
+        MlflowClient().set_registered_model_alias(AGENT, CHAMPION, mv.version)
+    verdict = "promoted to @champion" if promote else f"kept @champion at version {champ.version}"
+    print(f"registry: {AGENT} version {mv.version} scored {mean:.1f} vs champion "
+          f"{'none' if champ_mean is None else f'{champ_mean:.1f}'}: {verdict}")
+    return _finish(AGENT, mv.version, True, t0)

@@ -1,0 +1,102 @@
+"""One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
+
+Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
+then controller.sigma0 changes and `dvc repro` again. Each snapshot holds what the step ran, the finished MLflow
+runs, dvc.lock, metrics/evaluate.json and the model registry (versions with tags, aliases).
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import subprocess_env
+
+STAGES = ["collect", "vae", "encode", "mdrnn", "controller", "evaluate"]
+MODELS = {"wm-vae": "vae", "wm-mdrnn": "mdrnn", "wm-controller": "controller", "wm-agent": "evaluate"}
+
+
+@dataclass
+class Snapshot:
+    """The project's state after one step of the story."""
+
+    ran: list[str]
+    runs: list[str]
+    lock: dict[str, Any]
+    evaluate: dict[str, Any]
+    versions: dict[str, dict[str, dict[str, str]]]  # model -> version -> tags
+    aliases: dict[str, dict[str, str]]  # model -> alias -> version
+
+
+@dataclass
+class Story:
+    """The shared project and its four snapshots."""
+
+    project: Path
+    api_url: str
+    first: Snapshot
+    noop: Snapshot
+    forced: Snapshot
+    changed: Snapshot
+
+    @property
+    def tracking_uri(self) -> str:
+        """The project's MLflow store."""
+        return f"sqlite:///{self.project / 'mlflow.db'}"
+
+
+def dvc_repro(project: Path, api_url: str, *args: str) -> list[str]:
+    """Run `dvc repro [args]` and return the stages it ran, in order."""
+    proc = subprocess.run(["dvc", "repro", *args], cwd=project, capture_output=True, text=True, timeout=600,
+                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH=""))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return re.findall(r"Running stage '(\w+)'", proc.stdout + proc.stderr)
+
+
+def snapshot(project: Path, ran: list[str]) -> Snapshot:
+    """Read the runs, dvc.lock, evaluate metrics and the registry as they are now."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "attributes.status = 'FINISHED'")
+    versions: dict[str, dict[str, dict[str, str]]] = {}
+    aliases: dict[str, dict[str, str]] = {}
+    for rm in client.search_registered_models():
+        versions[rm.name] = {v.version: dict(v.tags) for v in client.search_model_versions(f"name = '{rm.name}'")}
+        aliases[rm.name] = dict(rm.aliases) if isinstance(rm.aliases, dict) else {}
+    return Snapshot(ran, sorted(r.info.run_name for r in runs), yaml.safe_load((project / "dvc.lock").read_text()),
+                    json.loads((project / "metrics" / "evaluate.json").read_text()), versions, aliases)
+
+
+def _run(project: Path, api_url: str) -> Story:
+    first = snapshot(project, dvc_repro(project, api_url))
+    noop = snapshot(project, dvc_repro(project, api_url))
+    forced = snapshot(project, dvc_repro(project, api_url, "--force", "--single-item", "mdrnn", "evaluate"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["controller"]["sigma0"] = 0.2
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    changed = snapshot(project, dvc_repro(project, api_url))
+    return Story(project, api_url, first, noop, forced, changed)
+
+
+_CACHE: dict[str, Story | BaseException] = {}
+
+
+def smoke_story(project: Path, api_url: str) -> Story:
+    """Run the story in `project` the first time; later callers get the same story (or the same failure)."""
+    if "story" not in _CACHE:
+        try:
+            _CACHE["story"] = _run(project, api_url)
+        except BaseException as exc:
+            _CACHE["story"] = exc
+            raise
+    result = _CACHE["story"]
+    if isinstance(result, BaseException):
+        raise RuntimeError("the shared smoke story failed in an earlier test") from result
+    return result
