@@ -1,10 +1,12 @@
 """MLflow overhead per stage: the tracking run itself, registering weights, and logging + registering wm-agent.
 
 Works in a temporary directory (fresh sqlite store) with untrained paper-sized models.
-Usage: python bench/registry_overhead.py
+Usage: python bench/registry_overhead.py [--keep DIR]   (--keep: work in DIR and leave the store there)
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,8 +28,13 @@ def timed(label: str, fn, rows: list[tuple[str, float]]):  # noqa: ANN001, ANN20
 
 def main() -> None:
     """Print the seconds each MLflow step adds to a stage."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", help="work in this new directory and keep it")
+    args = parser.parse_args()
     rows: list[tuple[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    workdir = contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()
+    with workdir as tmp:
+        os.makedirs(tmp, exist_ok=True)
         os.chdir(tmp)
         for name in ("wm", "flows"):
             os.symlink(REPO / name, name)
@@ -65,7 +72,7 @@ def main() -> None:
             rows.append(("stage_run close", time.perf_counter() - t1))
         os.chdir(REPO)
     for label, seconds in rows:
-        print(f"{label:40s} {seconds:6.2f} s")
+        print(f"{label:44s} {seconds:6.2f} s")
 
 
 if __name__ == "__main__":

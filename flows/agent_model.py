@@ -20,6 +20,7 @@ step, exactly as `wm.agent.Agent` plays it in the `evaluate` stage:
         obs, reward, terminated, truncated, _ = env.step(action)
         action = model.predict(obs[None])[0]
 
+A batch with N > 1 replays recorded frames in order (for example a whole recorded episode with reset=True).
 One loaded model plays one episode at a time: load one instance per concurrent episode (or per worker).
 The weights are the three safetensors artifacts `vae`, `mdrnn`, `controller` (no pickle anywhere); the
 preprocessing (crop rows, frame size) comes from the model config; the `wm` code is bundled beside it.
@@ -68,9 +69,7 @@ class AgentModel(PythonModel):
         """Actions for consecutive observations of one episode; `reset` starts a new episode first."""
         from wm.env import preprocess_frame
 
-        obs = np.asarray(model_input, dtype=np.uint8)
-        if obs.ndim == 3:
-            obs = obs[None]
+        obs = np.asarray(model_input, dtype=np.uint8).reshape(-1, *OBS_SHAPE)
         if (params or {}).get("reset"):
             self.agent.reset()
         actions = [self.agent.act(preprocess_frame(o, self.crop_rows, self.frame_size)) for o in obs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from flows.registry import register_weights
 from flows.runtime import run_stage
 from flows.tracking import log_history, stage_run
 from prefect import flow, task
@@ -52,7 +53,7 @@ def controller_flow(params_path: str = "params.yaml") -> dict:
                    "generations": len(result.history), "seconds": sum(r["seconds"] for r in result.history)}
         write_json("metrics/controller.json", metrics)
         write_json("plots/controller.json", result.history)
-        ml.log_artifact(MODEL)
+        register_weights("wm-controller", MODEL, "controller", params_path)
     return metrics
 
 

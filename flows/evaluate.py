@@ -1,6 +1,7 @@
 """Stage `evaluate`: score the trained agent in the real environment on held-out seeds."""
 from __future__ import annotations
 
+from flows.registry import register_agent
 from flows.runtime import gather, run_stage
 from flows.tracking import stage_run
 from prefect import flow, task
@@ -35,6 +36,8 @@ def evaluate_flow(params_path: str = "params.yaml") -> dict:
         print(f"evaluation: {metrics['mean']:.1f} +- {metrics['std']:.1f} over {metrics['episodes']} episodes")
         ml.log_metrics({f"eval_{k}": metrics[k] for k in ("mean", "std", "min", "max")})
         write_json("metrics/evaluate.json", metrics)
+        register_agent({"vae": VAE, "mdrnn": MDRNN, "controller": CONTROLLER},
+                       {"crop_rows": p.env.crop_rows, "frame_size": p.env.frame_size}, metrics, "evaluate", params_path)
     return metrics
 
 

@@ -1,6 +1,7 @@
 """Stage `mdrnn`: train M (with reward and done heads) on the encoded rollouts."""
 from __future__ import annotations
 
+from flows.registry import register_weights
 from flows.runtime import run_stage
 from flows.tracking import log_history, stage_run
 from prefect import flow
@@ -25,7 +26,7 @@ def mdrnn_flow(params_path: str = "params.yaml") -> dict:
         metrics.update({f"heldout_{k}": v for k, v in result.heldout.items()})
         write_json("metrics/mdrnn.json", metrics)
         write_json("plots/mdrnn.json", result.history)
-        ml.log_artifact(MODEL)
+        register_weights("wm-mdrnn", MODEL, "mdrnn", params_path)
     return metrics
 
 

@@ -24,11 +24,14 @@ import json
 import time
 from importlib.metadata import PackageNotFoundError, version as pkg_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from flows.tracking import git_commit
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 AGENT = "wm-agent"
 CHAMPION = "champion"
@@ -102,7 +105,7 @@ def stage_lineage(stage: str, params_path: str = "params.yaml", dvc_yaml: str = 
             "dvc.outs": _json({p: dvc_md5(p) for p in outs}), "dvc.params": _json(params)}
 
 
-def find_version(name: str, content_md5: str) -> Any | None:
+def find_version(name: str, content_md5: str) -> ModelVersion | None:
     """The existing version of `name` whose content_md5 tag is `content_md5`, if any."""
     from mlflow import MlflowClient
 
@@ -121,10 +124,11 @@ def _ensure_registered(name: str) -> None:
         client.create_registered_model(name)
 
 
-def _finish(name: str, version: str, new: bool, t0: float) -> str:
+def _finish(name: str, version: str | int, new: bool, t0: float) -> str:
     import mlflow
 
     seconds = time.perf_counter() - t0
+    version = str(version)
     mlflow.set_tag(f"registry.{name}", version)
     mlflow.log_metric(f"registry_seconds.{name}", seconds)
     print(f"registry: {name} version {version} {'registered' if new else 'unchanged, nothing registered'}"
@@ -151,7 +155,7 @@ def register_weights(name: str, path: str, stage: str, params_path: str = "param
     return _finish(name, mv.version, True, t0)
 
 
-def champion(name: str = AGENT) -> Any | None:
+def champion(name: str = AGENT) -> ModelVersion | None:
     """The version holding the `champion` alias, or None."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -193,7 +197,7 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
     bundles = {}
     for key, md5 in parts.items():
         mv = find_version(f"wm-{key}", md5)
-        bundles[f"bundles.wm-{key}"] = mv.version if mv is not None else "unregistered"
+        bundles[f"bundles.wm-{key}"] = str(mv.version) if mv is not None else "unregistered"
     mean = float(metrics["mean"])
     champ = champion()
     champ_mean = float(champ.tags["eval.mean"]) if champ is not None and "eval.mean" in champ.tags else None
@@ -201,7 +205,7 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
     tags = {CONTENT: digest, **stage_lineage(stage, params_path), **bundles,
             "eval.mean": repr(mean), "eval.std": repr(float(metrics.get("std", 0.0))),
             "eval.seeds": _json(metrics.get("seeds", [])),
-            "eval.champion_version": champ.version if champ is not None else "none",
+            "eval.champion_version": str(champ.version) if champ is not None else "none",
             "eval.champion_mean": repr(champ_mean) if champ_mean is not None else "none",
             "promoted": str(promote).lower()}
 

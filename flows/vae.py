@@ -1,6 +1,7 @@
 """Stage `vae`: train V on every collected frame."""
 from __future__ import annotations
 
+from flows.registry import register_weights
 from flows.runtime import run_stage
 from flows.tracking import log_history, stage_run
 from prefect import flow
@@ -28,7 +29,7 @@ def vae_flow(params_path: str = "params.yaml") -> dict:
         metrics = {"frames": int(len(frames)), **{k: v for k, v in last.items() if k != "epoch"}}
         write_json("metrics/vae.json", metrics)
         write_json("plots/vae.json", result.history)
-        ml.log_artifact(MODEL)
+        register_weights("wm-vae", MODEL, "vae", params_path)
     return metrics
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class Snapshot:
     """The project's state after one step of the story."""
 
     ran: list[str]
+    seconds: float
     runs: list[str]
     lock: dict[str, Any]
     evaluate: dict[str, Any]
@@ -58,7 +60,7 @@ def dvc_repro(project: Path, api_url: str, *args: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", proc.stdout + proc.stderr)
 
 
-def snapshot(project: Path, ran: list[str]) -> Snapshot:
+def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
     """Read the runs, dvc.lock, evaluate metrics and the registry as they are now."""
     from mlflow import MlflowClient
 
@@ -68,21 +70,32 @@ def snapshot(project: Path, ran: list[str]) -> Snapshot:
     versions: dict[str, dict[str, dict[str, str]]] = {}
     aliases: dict[str, dict[str, str]] = {}
     for rm in client.search_registered_models():
-        versions[rm.name] = {v.version: dict(v.tags) for v in client.search_model_versions(f"name = '{rm.name}'")}
-        aliases[rm.name] = dict(rm.aliases) if isinstance(rm.aliases, dict) else {}
-    return Snapshot(ran, sorted(r.info.run_name for r in runs), yaml.safe_load((project / "dvc.lock").read_text()),
+        versions[rm.name] = {str(v.version): dict(v.tags)
+                             for v in client.search_model_versions(f"name = '{rm.name}'")}
+        aliases[rm.name] = {alias: str(v) for alias, v in rm.aliases.items()}
+    return Snapshot(ran, seconds, sorted(r.info.run_name for r in runs), yaml.safe_load((project / "dvc.lock").read_text()),
                     json.loads((project / "metrics" / "evaluate.json").read_text()), versions, aliases)
 
 
+def step(project: Path, api_url: str, *args: str) -> Snapshot:
+    """One `dvc repro [args]`, timed, then a snapshot."""
+    t0 = time.perf_counter()
+    ran = dvc_repro(project, api_url, *args)
+    return snapshot(project, ran, time.perf_counter() - t0)
+
+
 def _run(project: Path, api_url: str) -> Story:
-    first = snapshot(project, dvc_repro(project, api_url))
-    noop = snapshot(project, dvc_repro(project, api_url))
-    forced = snapshot(project, dvc_repro(project, api_url, "--force", "--single-item", "mdrnn", "evaluate"))
+    first = step(project, api_url)
+    noop = step(project, api_url)
+    forced = step(project, api_url, "--force", "--single-item", "mdrnn", "evaluate")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["controller"]["sigma0"] = 0.2
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    changed = snapshot(project, dvc_repro(project, api_url))
-    return Story(project, api_url, first, noop, forced, changed)
+    changed = step(project, api_url)
+    story = Story(project, api_url, first, noop, forced, changed)
+    print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}"
+                                             for k in ("first", "noop", "forced", "changed")))
+    return story
 
 
 _CACHE: dict[str, Story | BaseException] = {}
