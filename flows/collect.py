@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from flows.runtime import gather, run_stage
+from flows.runtime import gather
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from wm.collect import collect_rollout, list_rollouts, missing_indices, prepare_dir
@@ -43,11 +43,3 @@ def collect_flow(params_path: str = "params.yaml") -> dict:
         write_json(METRICS, metrics)
     return metrics
 
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m flows.collect [--params params.yaml]."""
-    run_stage(collect_flow, argv, __doc__ or "")
-
-
-if __name__ == "__main__":
-    main()

@@ -5,7 +5,6 @@ import numpy as np
 from tqdm import tqdm
 
 from flows.registry import register_weights
-from flows.runtime import run_stage
 from flows.tracking import log_history, stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -56,11 +55,3 @@ def controller_flow(params_path: str = "params.yaml") -> dict:
         register_weights("wm-controller", MODEL, "controller", params_path)
     return metrics
 
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m flows.controller [--params params.yaml]."""
-    run_stage(controller_flow, argv, __doc__ or "")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,6 @@
 """Stage `encode`: turn every rollout into per-frame (mu, logsigma) with the trained V."""
 from __future__ import annotations
 
-from flows.runtime import run_stage
 from flows.tracking import stage_run
 from prefect import flow
 from wm.config import load_params
@@ -22,11 +21,3 @@ def encode_flow(params_path: str = "params.yaml") -> dict:
         write_json("metrics/encode.json", metrics)
     return metrics
 
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m flows.encode [--params params.yaml]."""
-    run_stage(encode_flow, argv, __doc__ or "")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flows.registry import register_agent
-from flows.runtime import gather, run_stage
+from flows.runtime import gather
 from flows.tracking import stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -40,11 +40,3 @@ def evaluate_flow(params_path: str = "params.yaml") -> dict:
                        {"crop_rows": p.env.crop_rows, "frame_size": p.env.frame_size}, metrics, "evaluate", params_path)
     return metrics
 
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m flows.evaluate [--params params.yaml]."""
-    run_stage(evaluate_flow, argv, __doc__ or "")
-
-
-if __name__ == "__main__":
-    main()

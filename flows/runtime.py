@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -13,6 +15,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from tqdm import tqdm  # noqa: E402
 
 from wm.config import Params, ParamsError, RunnerConfig, load_params  # noqa: E402
+
+STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "evaluate")
 
 
 def parse_params(argv: Sequence[str] | None, description: str) -> tuple[Params, str]:
@@ -27,28 +31,55 @@ def parse_params(argv: Sequence[str] | None, description: str) -> tuple[Params, 
         raise SystemExit(2) from None
 
 
+def _boot_server_in_background() -> tuple[threading.Thread, dict[str, Any]]:
+    """Start Prefect's temporary server on a thread, so the stage's imports run while it boots."""
+    box: dict[str, Any] = {}
+
+    def boot() -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            # Prefect's own singleton: any code path that would start a temporary server reuses this one.
+            server = SubprocessASGIServer()
+            server.start()
+            box["server"] = server
+        except BaseException as exc:  # re-raised on the main thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
+    thread.start()
+    return thread, box
+
+
 @contextmanager
-def prefect_api() -> Iterator[None]:
+def prefect_api(while_booting: Callable[[], None] = lambda: None) -> Iterator[None]:
     """Use PREFECT_API_URL if set; otherwise start one temporary server that worker processes share.
 
     Without this, Prefect starts a separate temporary server in the flow and in every worker process.
+    `while_booting` runs while the server starts (the boot and the stage's imports overlap on two cores).
     """
     if os.environ.get("PREFECT_API_URL"):
+        while_booting()
         yield
         return
+    thread, box = _boot_server_in_background()
+    try:
+        while_booting()
+    finally:
+        thread.join()
+    if "error" in box:
+        raise box["error"]
+    server = box["server"]
     from prefect.logging.handlers import APILogWorker
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server = SubprocessASGIServer()
-    server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_API_URL"] = server.api_url  # worker processes inherit it
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield
             APILogWorker.drain_all(timeout=5)
     finally:
-        del os.environ["PREFECT_API_URL"]
+        os.environ.pop("PREFECT_API_URL", None)
         server.stop()
 
 
@@ -82,9 +113,17 @@ def gather(futures: list, desc: str, unit: str) -> list:
     return [f.result() for f in futures]
 
 
-def run_stage(flow_fn: Callable[..., Any], argv: Sequence[str] | None, description: str) -> None:
-    """CLI entry for a stage: validate params first (fast, nothing written), then run the flow."""
-    params, path = parse_params(argv, description)
-    runner = make_task_runner(params.runner)
-    with prefect_api():
-        flow_fn.with_options(task_runner=runner)(params_path=path)
+def launch(stage: str, argv: Sequence[str] | None = None) -> None:
+    """CLI entry for a stage: validate params (fast, nothing written), then run `flows.<stage>`'s flow."""
+    if stage not in STAGES:
+        print(f"error: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
+        raise SystemExit(2)
+    params, path = parse_params(argv, f"Run the {stage} stage of the wm pipeline as a Prefect flow.")
+    loaded: dict[str, Any] = {}
+
+    def load() -> None:
+        module = importlib.import_module(f"flows.{stage}")
+        loaded["flow"] = getattr(module, f"{stage}_flow").with_options(task_runner=make_task_runner(params.runner))
+
+    with prefect_api(load):
+        loaded["flow"](params_path=path)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flows.registry import register_weights
-from flows.runtime import run_stage
 from flows.tracking import log_history, stage_run
 from prefect import flow
 from wm.collect import load_frames
@@ -32,11 +31,3 @@ def vae_flow(params_path: str = "params.yaml") -> dict:
         register_weights("wm-vae", MODEL, "vae", params_path)
     return metrics
 
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m flows.vae [--params params.yaml]."""
-    run_stage(vae_flow, argv, __doc__ or "")
-
-
-if __name__ == "__main__":
-    main()

@@ -61,7 +61,7 @@ def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> No
     params["runner"].update(kind="thread", workers=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "data" / "rollouts"
-    proc = subprocess.Popen([sys.executable, "-m", "flows.collect"], cwd=tmp_path, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "flows", "collect"], cwd=tmp_path, start_new_session=True,
                             env=subprocess_env(PYTHONPATH=str(REPO)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

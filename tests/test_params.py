@@ -59,7 +59,7 @@ def test_profiles_are_valid() -> None:
 @pytest.mark.parametrize("stage", ["collect", "vae", "controller", "evaluate"])
 def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with(["controller", "sigma0"], -1.0)))
-    proc = subprocess.run([sys.executable, "-m", f"flows.{stage}"], cwd=tmp_path, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "flows", stage], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
