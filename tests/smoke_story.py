@@ -3,6 +3,8 @@
 Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
 then controller.sigma0 changes and `dvc repro` again. Each snapshot holds what the step ran, the finished MLflow
 runs, dvc.lock, metrics/evaluate.json and the model registry (versions with tags, aliases).
+Later tests may build on the project (test_rebuild changes controller.sigma0 once more and rebuilds through the
+served deployment): the snapshots keep the story's state, while the live registry may have moved on.
 """
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
 """One typed schema for params.yaml: every knob of the pipeline, validated up front."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -86,6 +88,31 @@ class EvaluateConfig(_Section):
     max_steps: int = Field(1000, ge=2, le=1000)
 
 
+class ScheduleConfig(_Section):
+    """When the served `rebuild` deployment runs `dvc repro` (flows/rebuild.py); no stage depends on it."""
+
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"  # IANA name, e.g. Europe/Berlin
+    deployment: str = Field("nightly", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        # a plain shape check; Prefect validates the expression again when the deployment is served
+        if not re.fullmatch(r"(\S+\s+){4}\S+", value.strip()) or not re.fullmatch(r"[\d*/,\-\sA-Za-z?LW#]+", value):
+            raise ValueError(f"{value!r} is not a 5-field cron expression such as '0 3 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+        return value
+
+
 class Params(_Section):
     """Everything in params.yaml."""
 
@@ -97,6 +124,7 @@ class Params(_Section):
     mdrnn: MdrnnConfig = MdrnnConfig()
     controller: ControllerConfig = ControllerConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "Params":
@@ -115,8 +143,7 @@ def _format(err: ValidationError, source: str) -> str:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
-    if key == "<root>" and msg.startswith("Value error, "):
-        msg = msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ")
     more = len(err.errors()) - 1
     tail = f" (and {more} more)" if more else ""
     return f"{source}: {key}: {msg}{tail}"
