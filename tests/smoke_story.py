@@ -1,8 +1,9 @@
 """One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
 
 Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
-then controller.sigma0 changes and `dvc repro` again. Each snapshot holds what the step ran, the finished MLflow
-runs, dvc.lock, metrics/evaluate.json and the model registry (versions with tags, aliases).
+then the controller moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again.
+Each snapshot holds what the step ran, the finished MLflow runs, dvc.lock, metrics/controller.json,
+metrics/evaluate.json and the model registry (versions with tags, aliases).
 Later tests may build on the project (test_rebuild changes controller.sigma0 once more and rebuilds through the
 served deployment): the snapshots keep the story's state, while the live registry may have moved on.
 """
@@ -32,6 +33,7 @@ class Snapshot:
     seconds: float
     runs: list[str]
     lock: dict[str, Any]
+    controller: dict[str, Any]
     evaluate: dict[str, Any]
     versions: dict[str, dict[str, dict[str, str]]]  # model -> version -> tags
     aliases: dict[str, dict[str, str]]  # model -> alias -> version
@@ -76,6 +78,7 @@ def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
                              for v in client.search_model_versions(f"name = '{rm.name}'")}
         aliases[rm.name] = {alias: str(v) for alias, v in rm.aliases.items()}
     return Snapshot(ran, seconds, sorted(r.info.run_name for r in runs), yaml.safe_load((project / "dvc.lock").read_text()),
+                    json.loads((project / "metrics" / "controller.json").read_text()),
                     json.loads((project / "metrics" / "evaluate.json").read_text()), versions, aliases)
 
 
@@ -92,6 +95,7 @@ def _run(project: Path, api_url: str) -> Story:
     forced = step(project, api_url, "--force", "--single-item", "mdrnn", "evaluate")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["controller"]["sigma0"] = 0.2
+    params["controller"]["mode"] = "dream"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     changed = step(project, api_url)
     story = Story(project, api_url, first, noop, forced, changed)

@@ -36,7 +36,7 @@ def test_controller_parameter_counts(arch: str, expected: int) -> None:
 
 
 def test_env_action_ranges() -> None:
-    a = to_env_action(np.array([-1.0, -1.0, 1.0]))
+    a = to_env_action(torch.tensor([-1.0, -1.0, 1.0]))
     assert a.tolist() == [-1.0, 0.0, 1.0]
 
 

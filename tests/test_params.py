@@ -29,6 +29,8 @@ BAD = [
     (["collect", "rollouts"], "many", "collect.rollouts"),
     (["vae", "learning_rate"], 0.1, "vae.learning_rate: unknown key"),
     (["runner", "kind"], "slurm", "runner.kind"),
+    (["controller", "mode"], "imagined", "controller.mode"),
+    (["controller", "temperature"], 0, "controller.temperature"),
     (["evaluate", "max_steps"], 5000, "evaluate.max_steps"),
 ]
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from smoke_story import STAGES, smoke_story
 
@@ -26,5 +28,30 @@ def test_dvc_repro_runs_all_then_nothing_then_only_what_changed(project: Path, p
 
     assert story.noop.ran == []
 
-    # params.yaml: controller.sigma0 0.1 -> 0.2
+    # params.yaml: controller.sigma0 0.1 -> 0.2 and controller.mode real -> dream
     assert story.changed.ran == ["controller", "evaluate"]
+
+
+@pytest.mark.e2e
+def test_dream_mode_trains_in_the_dream_and_scores_in_the_real_env(project: Path, prefect_server: str) -> None:
+    story = smoke_story(project, prefect_server)
+    real, dream = story.first, story.changed
+    assert real.controller["mode"] == "real" and dream.controller["mode"] == "dream"
+    # in dream mode the check score is a dream score; the chosen C's dream return is recorded in both modes
+    assert dream.controller["best_check_mean_return"] == pytest.approx(dream.controller["dream_return"])
+    assert all(math.isfinite(s.controller["dream_return"]) for s in (real, dream))
+    # evaluate reran on the dream-trained C, in the real env, on the same held-out seeds
+    assert dream.evaluate["seeds"] == real.evaluate["seeds"]
+    assert dream.lock["stages"]["evaluate"] != real.lock["stages"]["evaluate"]
+
+    gif = Image.open(story.project / "videos" / "dream.gif")
+    assert gif.format == "GIF" and gif.size == (128, 128) and gif.n_frames >= 2
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=story.tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              "attributes.run_name = 'controller'", order_by=["attributes.start_time DESC"])
+    latest = runs[0]
+    assert latest.data.params["controller.mode"] == "dream"
+    assert [a.path for a in client.list_artifacts(latest.info.run_id, "dream")] == ["dream/dream.gif"]

@@ -29,10 +29,10 @@ class Agent:
     def act(self, frame: np.ndarray) -> np.ndarray:
         """Action for one preprocessed uint8 frame (64, 64, 3)."""
         mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
-        raw = self.controller(mu, self.state[0][0])
+        action = to_env_action(self.controller(mu, self.state[0][0]))
         if self.controller.uses_memory:  # M costs time; skip it when C does not read h
-            self.state = self.mdrnn.step_hidden(mu, raw, self.state)
-        return to_env_action(raw[0].numpy())
+            self.state = self.mdrnn.step_hidden(mu, action, self.state)  # M was trained on env actions
+        return action[0].numpy()
 
 
 def load_agent(vae_path: str | Path, mdrnn_path: str | Path, controller_path: str | Path | None = None,

@@ -17,7 +17,9 @@ import torch
 
 from wm.agent import Agent, run_episode
 from wm.config import ControllerConfig, EnvConfig
-from wm.controller import Controller
+from wm.controller import BatchedController, Controller
+from wm.dream import Dream, initial_latents
+from wm.io import load_npz
 from wm.models import load_mdrnn, load_vae
 from wm.seeds import CONTROLLER_CHECK, CONTROLLER_TRAIN, derive_seed
 
@@ -88,3 +90,23 @@ def score_candidate(vae_path: str, mdrnn_path: str, env_cfg: EnvConfig, cfg: Con
     steps = cfg.max_steps if max_steps is None else max_steps
     wait = cfg.patience if patience == -1 else patience
     return [run_episode(agent, env_cfg, s, steps, wait) for s in seeds]
+
+
+@lru_cache(maxsize=4)
+def _cached_dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
+                  stamp: tuple[float, float]) -> Dream:
+    return Dream(load_mdrnn(mdrnn_path), initial_latents(load_npz(latents_path)), temperature, max_steps, patience)
+
+
+def load_dream(mdrnn_path: str | Path, latents_path: str | Path, cfg: ControllerConfig) -> Dream:
+    """The dream C trains in: M at cfg.temperature, starting from the encoded first frames; cached per process."""
+    stamp = (Path(mdrnn_path).stat().st_mtime, Path(latents_path).stat().st_mtime)
+    return _cached_dream(str(mdrnn_path), str(latents_path), cfg.temperature, cfg.max_steps, cfg.patience, stamp)
+
+
+def score_dream(dream: Dream, cfg: ControllerConfig, candidates: Sequence[np.ndarray], seeds: Sequence[int],
+                z_dim: int = 32) -> list[float]:
+    """Mean dream return per candidate: the whole population x all seeds in one batched rollout."""
+    flat = torch.as_tensor(np.stack([np.asarray(c) for c in candidates]), dtype=torch.float32)
+    policy = BatchedController(cfg.arch, flat, z_dim, dream.hidden, cfg.hidden_units)
+    return dream.rollout(policy, seeds).fitness()

@@ -69,6 +69,8 @@ class MdrnnConfig(_Section):
 class ControllerConfig(_Section):
     """The controller (C) and its CMA-ES training."""
 
+    mode: Literal["real", "dream"] = "real"  # where CMA-ES scores candidates: the real env or M's dream
+    temperature: float = Field(1.0, gt=0, le=5)  # tau of the dream (mixture logits / tau, noise * sqrt(tau))
     arch: Literal["linear", "hidden", "v_only"] = "linear"
     hidden_units: int = Field(40, ge=1)
     population: int = Field(16, ge=2)

@@ -58,6 +58,41 @@ class Controller(nn.Module):
         return torch.tanh(self.net(x))
 
 
-def to_env_action(raw: np.ndarray) -> np.ndarray:
-    """Map tanh outputs to CarRacing's box: steer in [-1, 1], gas and brake in [0, 1]."""
-    return np.array([raw[0], (raw[1] + 1.0) / 2.0, (raw[2] + 1.0) / 2.0], dtype=np.float32)
+def to_env_action(raw: torch.Tensor) -> torch.Tensor:
+    """Map tanh outputs (..., 3) to CarRacing's box: steer in [-1, 1], gas and brake in [0, 1]."""
+    return torch.cat([raw[..., :1], (raw[..., 1:] + 1.0) * 0.5], dim=-1)
+
+
+class BatchedController:
+    """P controllers of one arch evaluated together: one weight set per candidate, applied with batched matmuls.
+
+    `flat` (P, n) holds CMA-ES candidates in the same layout as Controller.get_flat(), so
+    BatchedController(flat)(z, h)[p] equals Controller.set_flat(flat[p])(z[p], h[p]).
+    """
+
+    def __init__(self, arch: str, flat: torch.Tensor, z_dim: int = 32, h_dim: int = 256,
+                 hidden_units: int = 40, action_dim: int = 3) -> None:
+        self.arch, self.uses_memory = arch, arch == "linear"
+        template = Controller(arch, z_dim, h_dim, hidden_units, action_dim)
+        flat = torch.as_tensor(flat, dtype=torch.float32)
+        if flat.ndim != 2 or flat.shape[1] != template.num_params():
+            raise ValueError(f"expected candidates of shape (P, {template.num_params()}) for arch {arch!r}, "
+                             f"got {tuple(flat.shape)}")
+        self.population = flat.shape[0]
+        # Split the flat vectors in parameters() order; weights become (P, in, out) for torch.baddbmm.
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        offset = 0
+        for module in [m for m in template.modules() if isinstance(m, nn.Linear)]:
+            out_f, in_f = module.weight.shape
+            w = flat[:, offset:offset + out_f * in_f].reshape(-1, out_f, in_f).transpose(1, 2).contiguous()
+            offset += out_f * in_f
+            b = flat[:, offset:offset + out_f].unsqueeze(1).contiguous()
+            offset += out_f
+            self.layers.append((w, b))
+
+    def __call__(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw tanh actions (P, T, 3) for inputs z (P, T, z) and h (P, T, h)."""
+        x = torch.cat([z, h], dim=-1) if self.uses_memory else z
+        for w, b in self.layers:
+            x = torch.tanh(torch.baddbmm(b, x, w))
+        return x

@@ -1,0 +1,138 @@
+"""The dream: batched controllers, shapes, determinism, one call per population, temperature, the gym view."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wm.cmaes import score_dream
+from wm.config import ControllerConfig
+from wm.controller import BatchedController, Controller
+from wm.dream import Dream, DreamEnv
+from wm.mdrnn import MDRNN
+from wm.vae import ConvVAE
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[MDRNN, torch.Tensor]:
+    """A small untrained M (its mixtures are as random as a bad dream) and a pool of start latents."""
+    torch.manual_seed(0)
+    return MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3).eval(), torch.randn(10, 8)
+
+
+def candidates(arch: str, p: int, seed: int = 0, z_dim: int = 8, h_dim: int = 32) -> torch.Tensor:
+    n = Controller(arch, z_dim, h_dim, 5).num_params()
+    return torch.randn(p, n, generator=torch.Generator().manual_seed(seed)) * 0.5
+
+
+@pytest.mark.parametrize("arch", ["linear", "hidden", "v_only"])
+def test_batched_controller_matches_one_controller_per_candidate(arch: str) -> None:
+    flat = candidates(arch, 4)
+    z, h = torch.randn(4, 3, 8), torch.randn(4, 3, 32)
+    out = BatchedController(arch, flat, 8, 32, 5)(z, h)
+    assert out.shape == (4, 3, 3)
+    for i in range(4):
+        one = Controller(arch, 8, 32, 5).set_flat(flat[i].numpy())
+        assert torch.allclose(out[i], one(z[i], h[i]), atol=1e-6)
+
+
+def test_batched_controller_rejects_wrong_width() -> None:
+    with pytest.raises(ValueError, match=r"\(P, 867\)"):
+        BatchedController("linear", torch.zeros(2, 100))
+
+
+def test_rollout_shapes_and_determinism(world) -> None:
+    mdrnn, pool = world
+    dream = Dream(mdrnn, pool, temperature=1.0, max_steps=25)
+    policy = BatchedController("linear", candidates("linear", 6), 8, 32, 5)
+    a = dream.rollout(policy, [11, 12, 13], record=True)
+    assert a.returns.shape == a.steps.shape == (6, 3)
+    assert a.latents.shape == (26, 6, 3, 8)
+    assert len(a.fitness()) == 6
+    b = dream.rollout(policy, [11, 12, 13], record=True)
+    assert torch.equal(a.returns, b.returns) and torch.equal(a.latents, b.latents)
+    c = dream.rollout(policy, [11, 12, 14])
+    assert not torch.equal(a.returns, c.returns)
+    # common random numbers: a trial starts every candidate from the same latent, taken from the real pool
+    assert torch.equal(a.latents[0, 0], a.latents[0, 5])
+    assert all(bool((pool == start).all(dim=1).any()) for start in a.latents[0, 0])
+
+
+def test_one_call_scores_the_whole_population_like_separate_calls(world) -> None:
+    mdrnn, pool = world
+    dream = Dream(mdrnn, pool, temperature=1.15, max_steps=20, patience=5)
+    flat = candidates("linear", 8, seed=3)
+    together = dream.rollout(BatchedController("linear", flat, 8, 32, 5), [1, 2, 3, 4])
+    for i in range(8):
+        alone = dream.rollout(BatchedController("linear", flat[i:i + 1], 8, 32, 5), [1, 2, 3, 4])
+        assert torch.allclose(together.returns[i], alone.returns[0], atol=1e-4)
+        assert torch.equal(together.steps[i], alone.steps[0])
+    # the CMA-ES scorer is that one call, averaged over trials
+    cfg = ControllerConfig(mode="dream", temperature=1.15, hidden_units=5, max_steps=20, patience=5)
+    fitness = score_dream(dream, cfg, list(flat.numpy()), [1, 2, 3, 4], z_dim=8)
+    assert np.allclose(fitness, together.returns.mean(1).numpy(), atol=1e-5)
+
+
+def test_patience_ends_dreams_early(world) -> None:
+    mdrnn, pool = world
+    policy = BatchedController("linear", candidates("linear", 4), 8, 32, 5)
+    full = Dream(mdrnn, pool, max_steps=40).rollout(policy, [5, 6])
+    cut = Dream(mdrnn, pool, max_steps=40, patience=3).rollout(policy, [5, 6])
+    assert int(full.steps.min()) == 40  # an untrained done head never fires (its logit is near 0, not above it)
+    assert bool((cut.steps < 40).any()) and bool((cut.steps >= 3).all())
+
+
+def test_temperature_widens_the_spread_of_imagined_trajectories(world) -> None:
+    mdrnn, pool = world
+    policy = BatchedController("linear", candidates("linear", 1), 8, 32, 5)
+    seeds = list(range(64))
+
+    def spread(tau: float) -> float:
+        latents = Dream(mdrnn, pool[:1], temperature=tau, max_steps=15).rollout(policy, seeds, record=True).latents
+        return float(latents[1:, 0].std(dim=1).mean())  # across trials that share a start, averaged over steps
+
+    low, mid, high = spread(0.5), spread(1.0), spread(1.3)
+    assert low < mid < high
+
+
+def test_dream_env_is_the_same_dream_one_step_at_a_time(world) -> None:
+    mdrnn, pool = world
+    flat = candidates("linear", 1, seed=7)
+    batched = Dream(mdrnn, pool, temperature=1.0, max_steps=12).rollout(
+        BatchedController("linear", flat, 8, 32, 5), [42], record=True)
+    controller = Controller("linear", 8, 32, 5).set_flat(flat[0].numpy())
+    env = DreamEnv(Dream(mdrnn, pool, temperature=1.0, max_steps=12))
+    z, info = env.reset(seed=42)
+    total, zs, done = 0.0, [z], False
+    while not done:
+        with torch.no_grad():
+            raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None])[0]
+        action = np.array([raw[0], (raw[1] + 1) / 2, (raw[2] + 1) / 2], dtype=np.float32)
+        assert env.action_space.contains(action)
+        z, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        zs.append(z)
+        done = terminated or truncated
+    assert len(zs) == 13 and env.observation_space.contains(zs[-1])
+    assert np.allclose(np.stack(zs), batched.latents[:, 0, 0].numpy(), atol=1e-4)
+    assert total == pytest.approx(float(batched.returns[0, 0]), abs=1e-3)
+
+
+def test_dream_env_renders_through_the_decoder(world) -> None:
+    mdrnn, pool = world
+    torch.manual_seed(0)
+    vae = ConvVAE(z_dim=8).eval()
+    env = DreamEnv(Dream(mdrnn, pool, max_steps=3), vae=vae, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    with pytest.raises(ValueError, match="needs the VAE"):
+        DreamEnv(Dream(mdrnn, pool), render_mode="rgb_array")
+
+
+def test_bad_dream_settings_are_refused(world) -> None:
+    mdrnn, pool = world
+    with pytest.raises(ValueError, match="temperature"):
+        Dream(mdrnn, pool, temperature=0.0)
+    with pytest.raises(ValueError, match="start_pool"):
+        Dream(mdrnn, torch.randn(3, 5))

@@ -1,0 +1,176 @@
+"""The dream: CarRacing as M imagines it, stepped as one batch of tensors over candidates x trials.
+
+Each dream starts from the latent of a real first frame (taken from the encoded rollouts) with a zero LSTM state.
+At every step C acts on (z, h); M consumes (z, env action), its reward head gives r_t, its done head ends the
+episode when P(done) > 0.5, and z_{t+1} is drawn from its mixture at temperature tau.
+
+Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
+shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks. A
+dream is a pure function of (M, the start pool, tau, seeds): the same seeds give the same returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from wm.controller import BatchedController, to_env_action
+from wm.mdrnn import MDRNN
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+def initial_latents(latents: dict[str, np.ndarray]) -> torch.Tensor:
+    """The encoded first frame (mu) of every rollout: (N, z), the pool dreams start from."""
+    starts = np.concatenate([[0], np.cumsum(latents["lengths"])[:-1]]).astype(np.int64)
+    return torch.from_numpy(np.asarray(latents["mu"][starts], dtype=np.float32))
+
+
+def seeded_generator(seeds: Sequence[int]) -> torch.Generator:
+    """A torch generator that depends only on the list of trial seeds."""
+    state = np.random.SeedSequence([int(s) for s in seeds]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+@dataclass
+class DreamResult:
+    """Per (candidate, trial) returns and lengths; `latents` (steps+1, P, T, z) only when recorded."""
+
+    returns: torch.Tensor
+    steps: torch.Tensor
+    latents: torch.Tensor | None = None
+
+    def fitness(self) -> list[float]:
+        """Mean return over trials, one value per candidate."""
+        return self.returns.mean(dim=1).tolist()
+
+
+class Dream:
+    """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop."""
+
+    def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor, temperature: float = 1.0,
+                 max_steps: int = 1000, patience: int | None = None) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if start_pool.ndim != 2 or start_pool.shape[1] != mdrnn.z_dim or len(start_pool) == 0:
+            raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(start_pool.shape)}")
+        self.z_dim, self.hidden, self.k = mdrnn.z_dim, mdrnn.hidden, mdrnn.gaussians
+        self.start_pool = start_pool.float()
+        self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
+        lstm = mdrnn.lstm
+        # Plain tensors (no autograd, no module dispatch): one fused lstm_cell and one addmm per step.
+        self.w_ih, self.w_hh = lstm.weight_ih_l0.detach(), lstm.weight_hh_l0.detach()
+        self.b_ih, self.b_hh = lstm.bias_ih_l0.detach(), lstm.bias_hh_l0.detach()
+        self.w_head_t = mdrnn.head.weight.detach().t().contiguous()
+        self.b_head = mdrnn.head.bias.detach()
+        self.sqrt_tau = math.sqrt(self.temperature)
+
+    def start(self, gen: torch.Generator, trials: int) -> torch.Tensor:
+        """Initial latents (T, z): one real first frame per trial."""
+        idx = torch.randint(len(self.start_pool), (trials,), generator=gen)
+        return self.start_pool[idx]
+
+    def draw_noise(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's random numbers per trial: a uniform for the mixture pick (T, 1), normals for z (T, z)."""
+        return torch.rand(trials, 1, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
+
+    @torch.no_grad()
+    def step(self, z: torch.Tensor, action: torch.Tensor, state: State, uniform: torch.Tensor,
+             normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
+        """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c)."""
+        p, t = z.shape[:2]
+        h, c = torch.lstm_cell(torch.cat([z, action], dim=-1).view(p * t, -1), state,
+                               self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+        out = torch.addmm(self.b_head, h, self.w_head_t).view(p, t, -1)
+        kz = self.k * self.z_dim
+        logit_pi = out[..., 2 * kz: 2 * kz + self.k]
+        probs = torch.softmax(logit_pi / self.temperature, dim=-1)
+        comp = (probs.cumsum(-1) < uniform.unsqueeze(0)).sum(-1, keepdim=True).clamp_(max=self.k - 1)
+        idx = comp * self.z_dim + torch.arange(self.z_dim)
+        mu = out.gather(-1, idx)
+        sigma = out.gather(-1, idx + kz).clamp(-7.0, 3.0).exp()
+        z_next = mu + sigma * normal.unsqueeze(0) * self.sqrt_tau
+        return z_next, out[..., -2], out[..., -1] > 0.0, (h, c)
+
+    @torch.no_grad()
+    def rollout(self, policy: BatchedController, seeds: Sequence[int], record: bool = False) -> DreamResult:
+        """Play every candidate of `policy` on every trial seed at once; returns (P, T) returns and lengths."""
+        p, t = policy.population, len(seeds)
+        gen = seeded_generator(seeds)
+        z = self.start(gen, t).unsqueeze(0).expand(p, t, self.z_dim).contiguous()
+        state = (torch.zeros(p * t, self.hidden), torch.zeros(p * t, self.hidden))
+        total = torch.zeros(p, t)
+        best = torch.full((p, t), -math.inf)
+        since_best = torch.zeros(p, t, dtype=torch.long)
+        steps = torch.zeros(p, t, dtype=torch.long)
+        alive = torch.ones(p, t, dtype=torch.bool)
+        trace = [z.clone()] if record else []
+        for _ in range(self.max_steps):
+            uniform, normal = self.draw_noise(gen, t)
+            action = to_env_action(policy(z, state[0].view(p, t, -1)))
+            z, reward, done, state = self.step(z, action, state, uniform, normal)
+            total += reward * alive
+            steps += alive
+            if self.patience is not None:
+                improved = total > best
+                best = torch.where(improved, total, best)
+                since_best = torch.where(improved, 0, since_best + 1)
+                done = done | (since_best >= self.patience)
+            alive &= ~done
+            if record:
+                trace.append(z.clone())
+            if not alive.any():
+                break
+        return DreamResult(total, steps, torch.stack(trace) if record else None)
+
+
+class DreamEnv(gym.Env):
+    """A single dream as a gymnasium env: observation z, CarRacing's action box, reward and done from M.
+
+    Seeded like `Dream.rollout` with one trial, so `reset(seed=s)` replays the dream that rollout calls [s].
+    The recurrent state h after each step is in `info["h"]`; `render()` decodes z through V when one is given.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, dream: Dream, vae: torch.nn.Module | None = None, render_mode: str | None = None) -> None:
+        self.dream, self.vae, self.render_mode = dream, vae, render_mode
+        if render_mode is not None and vae is None:
+            raise ValueError("render_mode='rgb_array' needs the VAE to decode latents")
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dream.z_dim,), np.float32)
+        self.action_space = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32),
+                                           np.array([1.0, 1.0, 1.0], np.float32), dtype=np.float32)
+        self._gen: torch.Generator | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a dream from a real first frame; returns (z, info)."""
+        super().reset(seed=seed)
+        self._gen = seeded_generator([seed if seed is not None else int(self.np_random.integers(2**31))])
+        self._z = self.dream.start(self._gen, 1).view(1, 1, -1)
+        self._state = (torch.zeros(1, self.dream.hidden), torch.zeros(1, self.dream.hidden))
+        self._steps = 0
+        return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
+
+    def step(self, action: np.ndarray):
+        """Advance the dream with an env action (steer, gas, brake)."""
+        if self._gen is None:
+            raise RuntimeError("call reset() before step()")
+        uniform, normal = self.dream.draw_noise(self._gen, 1)
+        a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, 3)
+        self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal)
+        self._steps += 1
+        truncated = self._steps >= self.dream.max_steps
+        info = {"h": self._state[0].view(-1).numpy().copy()}
+        return self._z.view(-1).numpy().copy(), float(reward), bool(done), truncated, info
+
+    @torch.no_grad()
+    def render(self) -> np.ndarray | None:
+        """The current latent decoded by V: uint8 (64, 64, 3)."""
+        if self.render_mode != "rgb_array":
+            return None
+        frame = self.vae.decode(self._z.view(1, -1))[0]
+        return (frame.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
