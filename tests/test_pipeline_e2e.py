@@ -45,7 +45,7 @@ def test_dream_mode_trains_in_the_dream_and_scores_in_the_real_env(project: Path
     assert dream.lock["stages"]["evaluate"] != real.lock["stages"]["evaluate"]
 
     gif = Image.open(story.project / "videos" / "dream.gif")
-    assert gif.format == "GIF" and gif.size == (128, 128) and gif.n_frames >= 2
+    assert gif.format == "GIF" and gif.size == (64, 64) and gif.n_frames >= 2
 
     from mlflow import MlflowClient
 
