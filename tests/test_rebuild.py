@@ -52,7 +52,7 @@ def _stop(proc: subprocess.Popen) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)  # a loaded 2-core machine can take a while to shut the runner down
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
