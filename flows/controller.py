@@ -2,6 +2,8 @@
 (one batched task per generation). Either way the stage records C's dream score and writes a dream video."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -13,7 +15,6 @@ from prefect.cache_policies import NO_CACHE
 from wm.cmaes import check_seeds, load_dream, score_candidate, score_dream, train_cmaes
 from wm.config import ControllerConfig, EnvConfig, load_params
 from wm.controller import BatchedController, Controller
-from wm.dream import Dream
 from wm.io import write_json
 from wm.models import load_mdrnn, load_vae, save_controller
 from wm.video import decode_latents, write_gif
@@ -36,8 +37,8 @@ def dream_population(cfg: ControllerConfig, candidates: np.ndarray, seeds: list[
 
 def record_dream_video(cfg: ControllerConfig, controller: Controller, seed: int) -> dict[str, float]:
     """Dream one episode with the trained C (no patience cut), decode it through V and write VIDEO."""
-    base = load_dream(MDRNN, LATENTS, cfg)
-    dream = Dream(load_mdrnn(MDRNN), base.start_pool, cfg.temperature, cfg.max_steps, patience=None)
+    dream = copy.copy(load_dream(MDRNN, LATENTS, cfg))  # same M and start pool, shared tensors
+    dream.patience = None
     flat = torch.as_tensor(controller.get_flat(), dtype=torch.float32).unsqueeze(0)
     policy = BatchedController(cfg.arch, flat, controller.z_dim, dream.hidden, cfg.hidden_units)
     result = dream.rollout(policy, [seed], record=True)

@@ -69,7 +69,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world) -> None
         assert torch.equal(together.steps[i], alone.steps[0])
     # the CMA-ES scorer is that one call, averaged over trials
     cfg = ControllerConfig(mode="dream", temperature=1.15, hidden_units=5, max_steps=20, patience=5)
-    fitness = score_dream(dream, cfg, list(flat.numpy()), [1, 2, 3, 4], z_dim=8)
+    fitness = score_dream(dream, cfg, list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(fitness, together.returns.mean(1).numpy(), atol=1e-5)
 
 

@@ -104,9 +104,9 @@ def load_dream(mdrnn_path: str | Path, latents_path: str | Path, cfg: Controller
     return _cached_dream(str(mdrnn_path), str(latents_path), cfg.temperature, cfg.max_steps, cfg.patience, stamp)
 
 
-def score_dream(dream: Dream, cfg: ControllerConfig, candidates: Sequence[np.ndarray], seeds: Sequence[int],
-                z_dim: int = 32) -> list[float]:
+def score_dream(dream: Dream, cfg: ControllerConfig, candidates: Sequence[np.ndarray], seeds: Sequence[int]
+                ) -> list[float]:
     """Mean dream return per candidate: the whole population x all seeds in one batched rollout."""
     flat = torch.as_tensor(np.stack([np.asarray(c) for c in candidates]), dtype=torch.float32)
-    policy = BatchedController(cfg.arch, flat, z_dim, dream.hidden, cfg.hidden_units)
+    policy = BatchedController(cfg.arch, flat, dream.z_dim, dream.hidden, cfg.hidden_units)
     return dream.rollout(policy, seeds).fitness()
