@@ -7,7 +7,7 @@ import torch
 
 from wm.cmaes import score_dream
 from wm.config import ControllerConfig
-from wm.controller import BatchedController, Controller
+from wm.controller import BatchedController, Controller, to_env_action
 from wm.dream import Dream, DreamEnv
 from wm.mdrnn import MDRNN
 from wm.vae import ConvVAE
@@ -107,7 +107,7 @@ def test_dream_env_is_the_same_dream_one_step_at_a_time(world) -> None:
     while not done:
         with torch.no_grad():
             raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None])[0]
-        action = np.array([raw[0], (raw[1] + 1) / 2, (raw[2] + 1) / 2], dtype=np.float32)
+        action = to_env_action(raw).numpy()
         assert env.action_space.contains(action)
         z, reward, terminated, truncated, info = env.step(action)
         total += reward
