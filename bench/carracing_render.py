@@ -21,7 +21,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from wm.carracing_fast import make_carracing  # noqa: E402
+from wm.envs.carracing_fast import make_carracing  # noqa: E402
 
 
 def _actions(n: int, seed: int) -> np.ndarray:

@@ -4,42 +4,39 @@ from __future__ import annotations
 import time
 
 from flows.runtime import gather
+from ops.tracking import stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from wm.collect import collect_rollout, list_rollouts, missing_indices, prepare_dir
+from wm.collect import collect_rollout, prepare_dir, todo_indices
 from wm.config import CollectConfig, EnvConfig, load_params
 from wm.io import write_json
-
-OUT_DIR = "data/rollouts"
-METRICS = "metrics/collect.json"
+from wm.rollouts import list_rollouts
 
 
 @task(cache_policy=NO_CACHE)
-def collect_one(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int) -> dict:
+def collect_one(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int, out: str) -> dict:
     """Collect and write rollout `index`."""
-    return collect_rollout(env_cfg, cfg, seed, index, OUT_DIR)
+    return collect_rollout(env_cfg, cfg, seed, index, out)
 
 
 @flow(name="collect", log_prints=True)
-def collect_flow(params_path: str = "params.yaml") -> dict:
-    """Collect the rollouts that are missing; drop any beyond the requested count."""
-    from flows.tracking import stage_run
-
+def collect_flow(out: str, metrics: str, params_path: str = "params.yaml") -> dict:
+    """Collect into `out` the rollouts that are missing or were made with other settings; drop any beyond the count."""
     p = load_params(params_path)
     with stage_run("collect", {"seed": p.seed, "env": p.env.model_dump(), "collect": p.collect.model_dump()}) as ml:
-        dropped = prepare_dir(OUT_DIR, p.collect.rollouts)
-        todo = missing_indices(OUT_DIR, p.collect.rollouts)
-        print(f"{len(todo)} rollouts to collect ({p.collect.rollouts - len(todo)} already on disk,"
-              f" {len(dropped)} surplus removed)")
+        dropped = prepare_dir(out, p.collect.rollouts)
+        missing, stale = todo_indices(out, p.env, p.collect, p.seed)
+        todo = sorted(missing + stale)
+        print(f"{len(todo)} rollouts to collect: {len(missing)} missing, {len(stale)} made with other settings "
+              f"({p.collect.rollouts - len(todo)} reused, {len(dropped)} surplus removed)")
         t0 = time.perf_counter()
-        futures = [collect_one.submit(p.env, p.collect, p.seed, i) for i in todo]
+        futures = [collect_one.submit(p.env, p.collect, p.seed, i, out) for i in todo]
         done = gather(futures, "collect", "rollout")
         seconds = time.perf_counter() - t0
         steps = sum(d["steps"] for d in done)
-        metrics = {"rollouts": len(list_rollouts(OUT_DIR)), "collected": len(done), "steps_collected": steps,
-                   "seconds": seconds, "steps_per_s": steps / seconds if done else 0.0,
-                   "mean_random_return": sum(d["return"] for d in done) / len(done) if done else None}
-        ml.log_metrics({k: v for k, v in metrics.items() if v is not None})
-        write_json(METRICS, metrics)
-    return metrics
-
+        result = {"rollouts": len(list_rollouts(out)), "collected": len(done), "recollected_stale": len(stale),
+                  "steps_collected": steps, "seconds": seconds, "steps_per_s": steps / seconds if done else 0.0,
+                  "mean_random_return": sum(d["return"] for d in done) / len(done) if done else None}
+        ml.log_metrics({k: v for k, v in result.items() if v is not None})
+        write_json(metrics, result)
+    return result

@@ -1,9 +1,9 @@
-"""Stage `evaluate`: score the trained agent in the real environment on held-out seeds."""
+"""Stage `evaluate`: score the trained agent in the real environment on held-out seeds; register it."""
 from __future__ import annotations
 
-from flows.registry import register_agent
 from flows.runtime import gather
-from flows.tracking import stage_run
+from ops.registry import register_agent
+from ops.tracking import stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from wm.agent import load_agent, run_episode
@@ -12,31 +12,29 @@ from wm.evaluate import summarize
 from wm.io import write_json
 from wm.seeds import eval_seeds
 
-VAE, MDRNN, CONTROLLER = "models/vae.safetensors", "models/mdrnn.safetensors", "models/controller.safetensors"
-
 
 @task(cache_policy=NO_CACHE)
-def play_one(env_cfg: EnvConfig, seed: int, max_steps: int) -> float:
+def play_one(env_cfg: EnvConfig, weights: dict[str, str], seed: int, max_steps: int) -> float:
     """Return of one full evaluation episode."""
     import torch
 
     torch.set_num_threads(1)
-    agent = load_agent(VAE, MDRNN, CONTROLLER)
+    agent = load_agent(weights["vae"], weights["mdrnn"], weights["controller"])
     return run_episode(agent, env_cfg, seed, max_steps)["return"]
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate_flow(params_path: str = "params.yaml") -> dict:
-    """Play evaluate.episodes episodes on the fixed evaluation seeds and write metrics/evaluate.json."""
+def evaluate_flow(vae: str, mdrnn: str, controller: str, metrics: str, params_path: str = "params.yaml") -> dict:
+    """Play evaluate.episodes episodes on the fixed evaluation seeds, write the metrics, register the agent."""
     p = load_params(params_path)
     seeds = eval_seeds(p.evaluate.episodes)
+    weights = {"vae": vae, "mdrnn": mdrnn, "controller": controller}
     with stage_run("evaluate", {"env": p.env.model_dump(), "evaluate": p.evaluate.model_dump()}) as ml:
-        futures = [play_one.submit(p.env, s, p.evaluate.max_steps) for s in seeds]
-        metrics = summarize(gather(futures, "evaluate", "episode"), seeds)
-        print(f"evaluation: {metrics['mean']:.1f} +- {metrics['std']:.1f} over {metrics['episodes']} episodes")
-        ml.log_metrics({f"eval_{k}": metrics[k] for k in ("mean", "std", "min", "max")})
-        write_json("metrics/evaluate.json", metrics)
-        register_agent({"vae": VAE, "mdrnn": MDRNN, "controller": CONTROLLER},
-                       {"crop_rows": p.env.crop_rows, "frame_size": p.env.frame_size}, metrics, "evaluate", params_path)
-    return metrics
-
+        futures = [play_one.submit(p.env, weights, s, p.evaluate.max_steps) for s in seeds]
+        result = summarize(gather(futures, "evaluate", "episode"), seeds)
+        print(f"evaluation: {result['mean']:.1f} +- {result['std']:.1f} over {result['episodes']} episodes")
+        ml.log_metrics({f"eval_{k}": result[k] for k in ("mean", "std", "min", "max")})
+        write_json(metrics, result)
+        register_agent(weights, {"crop_rows": p.env.crop_rows, "frame_size": p.env.frame_size}, result,
+                       p.model_dump())
+    return result

@@ -1,12 +1,13 @@
 """Shared wiring for the stage flows: CLI entry, params, the Prefect API and the task runner."""
 from __future__ import annotations
 
-import argparse
+import ast
 import importlib
 import os
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -14,21 +15,44 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from tqdm import tqdm  # noqa: E402
 
-from wm.config import Params, ParamsError, RunnerConfig, load_params  # noqa: E402
+from wm.config import ParamsError, RunnerConfig, load_params  # noqa: E402
 
-STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "evaluate")
+STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate")
 
 
-def parse_params(argv: Sequence[str] | None, description: str) -> tuple[Params, str]:
-    """Parse `--params PATH` and validate the file; exit 2 with a one-line message on bad input."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    try:
-        return load_params(args.params), args.params
-    except ParamsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def path_options(stage: str) -> list[str]:
+    """The path parameters of `flows.<stage>`'s flow, read from its source without importing it (fast): every
+    parameter except params_path, each an option --name on the CLI."""
+    tree = ast.parse((Path(__file__).parent / f"{stage}.py").read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == f"{stage}_flow")
+    return [a.arg for a in fn.args.args if a.arg != "params_path"]
+
+
+def _usage(stage: str, paths: Sequence[str]) -> str:
+    options = " ".join(f"--{p.replace('_', '-')} PATH" for p in paths)
+    return f"usage: python -m flows {stage} [--params params.yaml] {options}"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """Split `--params PATH --name PATH ...` into the params file and the stage's paths (checked later)."""
+    args, paths = list(argv), {}
+    if len(args) % 2:
+        raise ValueError(f"expected --name PATH pairs, got {' '.join(args)!r}")
+    for flag, value in zip(args[::2], args[1::2]):
+        if not flag.startswith("--") or value.startswith("--"):
+            raise ValueError(f"expected --name PATH pairs, got {flag!r} {value!r}")
+        paths[flag[2:].replace("-", "_")] = value
+    return paths.pop("params", "params.yaml"), paths
+
+
+def check_paths(stage: str, paths: dict[str, str]) -> None:
+    """Raise ValueError naming the problem unless `paths` are exactly the flow's path parameters."""
+    expected = path_options(stage)
+    missing, unknown = [p for p in expected if p not in paths], sorted(set(paths) - set(expected))
+    if missing or unknown:
+        what = (f"missing --{missing[0].replace('_', '-')}" if missing
+                else f"unknown option --{unknown[0].replace('_', '-')}")
+        raise ValueError(f"{stage}: {what}; {_usage(stage, expected)}")
 
 
 def _boot_server_in_background() -> tuple[threading.Thread, dict[str, Any]]:
@@ -65,8 +89,12 @@ def prefect_api(while_booting: Callable[[], None] = lambda: None) -> Iterator[No
     thread, box = _boot_server_in_background()
     try:
         while_booting()
-    finally:
+    except BaseException:
         thread.join()
+        if "server" in box:  # a stage that fails before it starts leaves no server behind
+            box["server"].stop()
+        raise
+    thread.join()
     if "error" in box:
         raise box["error"]
     server = box["server"]
@@ -113,17 +141,27 @@ def gather(futures: list, desc: str, unit: str) -> list:
     return [f.result() for f in futures]
 
 
-def launch(stage: str, argv: Sequence[str] | None = None) -> None:
-    """CLI entry for a stage: validate params (fast, nothing written), then run `flows.<stage>`'s flow."""
+def launch(stage: str, argv: Sequence[str] = ()) -> None:
+    """CLI entry for a stage: validate params (fast, nothing written), then run `flows.<stage>`'s flow on the
+    paths given as options; the stage's imports overlap the temporary Prefect server's boot."""
     if stage not in STAGES:
         print(f"error: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
         raise SystemExit(2)
-    params, path = parse_params(argv, f"Run the {stage} stage of the wm pipeline as a Prefect flow.")
+    if argv and argv[0] in ("-h", "--help"):
+        print(_usage(stage, path_options(stage)) + "\n\ndvc.yaml passes every path; see its stage " + repr(stage))
+        raise SystemExit(0)
+    try:
+        params_path, paths = parse_args(argv)
+        check_paths(stage, paths)
+        params = load_params(params_path)
+    except (ValueError, ParamsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     loaded: dict[str, Any] = {}
 
     def load() -> None:
-        module = importlib.import_module(f"flows.{stage}")
-        loaded["flow"] = getattr(module, f"{stage}_flow").with_options(task_runner=make_task_runner(params.runner))
+        stage_flow = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
+        loaded["flow"] = stage_flow.with_options(task_runner=make_task_runner(params.runner))
 
     with prefect_api(load):
-        loaded["flow"](params_path=path)
+        loaded["flow"](params_path=params_path, **paths)

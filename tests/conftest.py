@@ -73,16 +73,23 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def project(tmp_path: Path) -> Path:
     """A fresh git repo holding a copy of this project with params/smoke.yaml as params.yaml."""
     dest = tmp_path / "proj"
-    for name in ("wm", "flows", "params"):
+    for name in ("wm", "flows", "ops", "params"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy2(REPO / name, dest / name)
     (dest / ".dvc").mkdir()
     shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")
     shutil.copy2(REPO / "params" / "smoke.yaml", dest / "params.yaml")
-    (dest / ".gitignore").write_text("/data/\n/models/\n/mlflow.db\n/mlartifacts/\n__pycache__/\n")
+    (dest / ".gitignore").write_text("/data/\n/models/\n/videos/\n/mlflow.db\n/mlartifacts/\n__pycache__/\n")
     git = ["git", "-c", "user.email=ci@wm", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "smoke project"], cwd=dest, check=True)
     return dest
+
+
+def smoke_params() -> dict:
+    """The smoke profile as a dict (a fresh copy each call)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())

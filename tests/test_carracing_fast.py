@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm.carracing_fast import FAST_ENV_ID, make_carracing, register_fast_env
+from wm.envs.carracing_fast import FAST_ENV_ID, make_carracing, register_fast_env
 
 N_STEPS = 150
 

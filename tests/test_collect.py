@@ -1,4 +1,5 @@
-"""Rollout collection: byte-identical per (seed, index), incremental, and safe to kill."""
+"""Rollout collection: byte-identical per (settings, index), incremental, re-collected when settings change, and
+safe to kill."""
 from __future__ import annotations
 
 import os
@@ -11,13 +12,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import REPO, subprocess_env
-from wm.collect import collect_rollout, list_rollouts, missing_indices, prepare_dir, rollout_path
+from conftest import REPO, smoke_params, subprocess_env
+from wm.collect import collect_rollout, prepare_dir, todo_indices
 from wm.config import CollectConfig, EnvConfig
 from wm.io import load_npz
+from wm.rollouts import list_rollouts, read_meta, rollout_path
 
-ENV = EnvConfig()
-SHORT = CollectConfig(rollouts=3, max_steps=40)
+ENV = EnvConfig(**smoke_params()["env"])
+SHORT = CollectConfig(**{**smoke_params()["collect"], "rollouts": 3, "max_steps": 40})
+
+
+def missing_indices(out, count: int) -> list[int]:
+    """Indices to collect for SHORT with `count` rollouts and seed 0 (missing or stale)."""
+    missing, stale = todo_indices(out, ENV, SHORT.model_copy(update={"rollouts": count}), 0)
+    return sorted(missing + stale)
 
 
 def test_same_params_give_byte_identical_rollouts(tmp_path: Path) -> None:
@@ -34,7 +42,7 @@ def test_same_params_give_byte_identical_rollouts(tmp_path: Path) -> None:
 
 
 def test_stock_and_fast_renderer_collect_the_same_bytes(tmp_path: Path) -> None:
-    collect_rollout(EnvConfig(fast_render=False), SHORT, 3, 0, tmp_path / "stock")
+    collect_rollout(ENV.model_copy(update={"fast_render": False}), SHORT, 3, 0, tmp_path / "stock")
     collect_rollout(ENV, SHORT, 3, 0, tmp_path / "fast")
     assert rollout_path(tmp_path / "stock", 0).read_bytes() == rollout_path(tmp_path / "fast", 0).read_bytes()
 
@@ -55,13 +63,36 @@ def test_raising_the_count_collects_only_new_rollouts(tmp_path: Path) -> None:
     assert [p.name for p in prepare_dir(tmp_path, 1)] == ["rollout_00001.npz", "rollout_00002.npz"]
 
 
+def test_rollouts_made_with_other_settings_are_collected_again(tmp_path: Path) -> None:
+    cfg = SHORT.model_copy(update={"rollouts": 2})
+    for i in range(2):
+        collect_rollout(ENV, cfg, 0, i, tmp_path)
+    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [])
+    assert read_meta(rollout_path(tmp_path, 0))["seed"] == 0
+    # every setting that decides the bytes makes the files stale; the renderer (bit-identical) does not
+    assert todo_indices(tmp_path, ENV, cfg, 1) == ([], [0, 1])
+    for change in ({"max_steps": 41}, {"policy": "random_weights"}, {"gas_bias": 0.5}, {"brownian_dt": 0.05}):
+        assert todo_indices(tmp_path, ENV, cfg.model_copy(update=change), 0) == ([], [0, 1]), change
+    assert todo_indices(tmp_path, ENV.model_copy(update={"crop_rows": 80}), cfg, 0) == ([], [0, 1])
+    assert todo_indices(tmp_path, ENV.model_copy(update={"fast_render": False}), cfg, 0) == ([], [])
+    # raising the count adds only the new index; an unreadable or foreign file is stale
+    assert todo_indices(tmp_path, ENV, cfg.model_copy(update={"rollouts": 3}), 0) == ([2], [])
+    rollout_path(tmp_path, 1).write_bytes(rollout_path(tmp_path, 1).read_bytes()[:100])
+    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [1])
+    # collecting again under seed 1 rewrites exactly the files DVC must see change
+    before = rollout_path(tmp_path, 0).read_bytes()
+    collect_rollout(ENV, cfg, 1, 0, tmp_path)
+    assert rollout_path(tmp_path, 0).read_bytes() != before
+
+
 def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> None:
-    params = yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
+    params = smoke_params()
     params["collect"].update(rollouts=6, max_steps=400)
     params["runner"].update(kind="thread", workers=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "data" / "rollouts"
-    proc = subprocess.Popen([sys.executable, "-m", "flows", "collect"], cwd=tmp_path, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "flows", "collect", "--out", "data/rollouts",
+                             "--metrics", "metrics/collect.json"], cwd=tmp_path, start_new_session=True,
                             env=subprocess_env(PYTHONPATH=str(REPO)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -81,4 +112,5 @@ def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> No
     # a rerun clears the leftovers and sees exactly what is missing
     prepare_dir(out, 6)
     assert all(not p.name.startswith(".") for p in out.iterdir())
-    assert len(missing_indices(out, 6)) == 6 - len(finished)
+    missing, stale = todo_indices(out, EnvConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
+    assert len(missing) == 6 - len(finished) and stale == []

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from wm.cmaes import score_dream
-from wm.config import ControllerConfig
+from conftest import smoke_params
+from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController, Controller, to_env_action
 from wm.dream import Dream, DreamEnv
-from wm.mdrnn import MDRNN
+from wm.dream_fitness import DreamFitness
+from wm.io import save_npz
+from wm.mdrnn import MDRNN, save_mdrnn
 from wm.vae import ConvVAE
 
 
@@ -58,7 +60,7 @@ def test_rollout_shapes_and_determinism(world) -> None:
     assert all(bool((pool == start).all(dim=1).any()) for start in a.latents[0, 0])
 
 
-def test_one_call_scores_the_whole_population_like_separate_calls(world) -> None:
+def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_path) -> None:
     mdrnn, pool = world
     dream = Dream(mdrnn, pool, temperature=1.15, max_steps=20, patience=5)
     flat = candidates("linear", 8, seed=3)
@@ -67,10 +69,18 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world) -> None
         alone = dream.rollout(BatchedController("linear", flat[i:i + 1], 8, 32, 5), [1, 2, 3, 4])
         assert torch.allclose(together.returns[i], alone.returns[0], atol=1e-4)
         assert torch.equal(together.steps[i], alone.steps[0])
-    # the CMA-ES scorer is that one call, averaged over trials
-    cfg = ControllerConfig(mode="dream", temperature=1.15, hidden_units=5, max_steps=20, patience=5)
-    fitness = score_dream(dream, cfg, list(flat.numpy()), [1, 2, 3, 4])
-    assert np.allclose(fitness, together.returns.mean(1).numpy(), atol=1e-5)
+    # the CMA-ES scorer, built from files, is that one call averaged over trials
+    save_mdrnn(tmp_path / "m.safetensors", mdrnn)
+    # two rollouts whose first frames are the pool, so the fitness dreams from the same starts
+    lengths = np.full(len(pool), 2)
+    mu = np.repeat(pool.numpy(), 2, axis=0)
+    save_npz(tmp_path / "latents.npz", mu=mu, lengths=lengths)
+    p = smoke_params()
+    cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
+    fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
+                           DreamConfig(temperature=1.15, patience=5))
+    scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
+    assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
 
 def test_patience_ends_dreams_early(world) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wm.controller import Controller, to_env_action
-from wm.mdrnn import MDRNN, gmm_nll, sample_next_z
+from wm.mdrnn import MDRNN, Heads, gmm_nll, sample
 from wm.vae import ConvVAE, vae_loss
 
 
@@ -69,11 +69,41 @@ def test_gmm_nll_matches_hand_computation() -> None:
     assert float(got[0]) == pytest.approx(-math.log(likelihood), rel=1e-5)
 
 
-def test_temperature_widens_samples() -> None:
-    mus = torch.zeros(4096, 5, 8)
+def _mixture(n: int) -> Heads:
+    mus = torch.zeros(n, 5, 8)
     mus[:, 1] += 3.0
-    log_sigmas = torch.full((4096, 5, 8), math.log(0.5))
-    logit_pi = torch.tensor([2.0, 0.0, -1.0, -1.0, -1.0]).expand(4096, 5)
-    cold = sample_next_z(mus, log_sigmas, logit_pi, 0.5, torch.Generator().manual_seed(0))
-    hot = sample_next_z(mus, log_sigmas, logit_pi, 1.5, torch.Generator().manual_seed(0))
+    log_sigmas = torch.full((n, 5, 8), math.log(0.5))
+    logit_pi = torch.tensor([2.0, 0.0, -1.0, -1.0, -1.0]).expand(n, 5)
+    return Heads(mus, log_sigmas, logit_pi, torch.zeros(n), torch.zeros(n))
+
+
+def test_temperature_widens_samples() -> None:
+    heads, gen = _mixture(4096), torch.Generator().manual_seed(0)
+    uniform, normal = torch.rand(4096, 1, generator=gen), torch.randn(4096, 8, generator=gen)
+    cold, hot = sample(heads, 0.5, uniform, normal), sample(heads, 1.5, uniform, normal)
     assert float(hot.std()) > float(cold.std())
+    # component 1 (mean 3) is picked more often when tau flattens the mixture weights
+    assert float((hot[:, 0] > 1.5).float().mean()) > float((cold[:, 0] > 1.5).float().mean())
+
+
+def test_sample_picks_components_by_their_weights() -> None:
+    heads = _mixture(20000)
+    gen = torch.Generator().manual_seed(1)
+    z = sample(heads, 1.0, torch.rand(20000, 1, generator=gen), torch.zeros(20000, 8))
+    picked_one = float((z[:, 0] == 3.0).float().mean())
+    weights = torch.softmax(heads.logit_pi[0], dim=-1)
+    assert picked_one == pytest.approx(float(weights[1]), abs=0.01)
+
+
+def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
+    torch.manual_seed(0)
+    m = MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3).eval()
+    z, a = torch.randn(2, 5, 8), torch.rand(2, 5, 3)
+    with torch.no_grad():
+        seq, _ = m(z, a)
+        state = m.initial_state(2)
+        for t in range(5):
+            zero_noise = torch.zeros(2, 8)
+            _, heads, state = m.step(z[:, t], a[:, t], state, 1.0, torch.zeros(2, 1), zero_noise)
+            for name in Heads._fields:
+                assert torch.allclose(getattr(heads, name), getattr(seq, name)[:, t], atol=1e-5), name

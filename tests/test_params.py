@@ -1,4 +1,5 @@
-"""Bad params are rejected with one line naming the key, a non-zero exit, and nothing written."""
+"""Bad, missing or partial params are rejected with one line naming the key, a non-zero exit, and nothing written;
+every profile is complete."""
 from __future__ import annotations
 
 import subprocess
@@ -30,7 +31,8 @@ BAD = [
     (["vae", "learning_rate"], 0.1, "vae.learning_rate: unknown key"),
     (["runner", "kind"], "slurm", "runner.kind"),
     (["controller", "mode"], "imagined", "controller.mode"),
-    (["controller", "temperature"], 0, "controller.temperature"),
+    (["dream", "temperature"], 0, "dream.temperature"),
+    (["controller", "temperature"], 1.0, "controller.temperature: unknown key"),
     (["evaluate", "max_steps"], 5000, "evaluate.max_steps"),
 ]
 
@@ -53,17 +55,74 @@ def test_cross_field_check(tmp_path: Path) -> None:
         load_params(f)
 
 
-def test_profiles_are_valid() -> None:
-    for name in ("params.yaml", "params/smoke.yaml", "params/paper.yaml"):
-        load_params(REPO / name)
+PROFILES = ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "params").glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("stage", ["collect", "vae", "controller", "evaluate"])
+def _keys(tree: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out |= _keys(value, f"{name}.") if isinstance(value, dict) else {name}
+    return out
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_is_complete_and_valid(profile: str) -> None:
+    raw = yaml.safe_load((REPO / profile).read_text())
+    params = load_params(REPO / profile)
+    # every key of the schema is written in the file, so DVC sees every value a stage uses
+    assert _keys(raw) == _keys(params.model_dump())
+
+
+@pytest.mark.parametrize("missing", ["seed", "controller.sigma0", "vae.lr", "env.crop_rows", "runner.ray_address"])
+def test_a_partial_profile_names_the_missing_key(tmp_path: Path, missing: str) -> None:
+    data = yaml.safe_load(yaml.safe_dump(SMOKE))
+    *parents, last = missing.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    del node[last]
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match=f"{missing}: missing key"):
+        load_params(f)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing here\n", "{}\n"])
+def test_an_empty_params_file_is_an_error(tmp_path: Path, text: str) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    with pytest.raises(ParamsError, match="empty; every key is required"):
+        load_params(f)
+
+
+def _stage_args(stage: str) -> list[str]:
+    """The stage's command line exactly as dvc.yaml spells it, its ${vars} filled in."""
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    names = {k: v for block in spec["vars"] for k, v in block.items()}
+    cmd = spec["stages"][stage]["cmd"]
+    for key, value in names.items():
+        cmd = cmd.replace("${" + key + "}", value)
+    return cmd.split()[1:]
+
+
+@pytest.mark.parametrize("stage", ["collect", "vae", "controller", "dream", "evaluate"])
 def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with(["controller", "sigma0"], -1.0)))
-    proc = subprocess.run([sys.executable, "-m", "flows", stage], cwd=tmp_path, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, *_stage_args(stage)], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "controller.sigma0" in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(SMOKE))
+    args = _stage_args("vae")
+    i = args.index("--model")
+    proc = subprocess.run([sys.executable, *args[:i], *args[i + 2:]], cwd=tmp_path, capture_output=True, text=True,
+                          env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: vae: missing --model; usage: python -m flows vae"), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

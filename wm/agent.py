@@ -7,11 +7,10 @@ import numpy as np
 import torch
 
 from wm.config import EnvConfig
-from wm.controller import Controller, to_env_action
-from wm.env import make_env
-from wm.mdrnn import MDRNN
-from wm.models import load_controller, load_mdrnn, load_vae
-from wm.vae import ConvVAE, to_input
+from wm.controller import Controller, load_controller, to_env_action
+from wm.envs.carracing import make_env
+from wm.mdrnn import MDRNN, load_mdrnn
+from wm.vae import ConvVAE, load_vae, to_input
 
 
 class Agent:
@@ -31,19 +30,13 @@ class Agent:
         mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
         action = to_env_action(self.controller(mu, self.state[0][0]))
         if self.controller.uses_memory:  # M costs time; skip it when C does not read h
-            self.state = self.mdrnn.step_hidden(mu, action, self.state)  # M was trained on env actions
+            self.state = self.mdrnn.advance(mu, action, self.state)  # M was trained on env actions
         return action[0].numpy()
 
 
-def load_agent(vae_path: str | Path, mdrnn_path: str | Path, controller_path: str | Path | None = None,
-               arch: str = "linear", hidden_units: int = 40) -> Agent:
-    """Build an Agent from saved models; without a controller file, C starts at zero (set it with set_flat)."""
-    vae, mdrnn = load_vae(vae_path), load_mdrnn(mdrnn_path)
-    if controller_path is not None:
-        controller = load_controller(controller_path)
-    else:
-        controller = Controller(arch, vae.z_dim, mdrnn.hidden, hidden_units).eval()
-    return Agent(vae, mdrnn, controller)
+def load_agent(vae_path: str | Path, mdrnn_path: str | Path, controller_path: str | Path) -> Agent:
+    """Build an Agent from the three saved models."""
+    return Agent(load_vae(vae_path), load_mdrnn(mdrnn_path), load_controller(controller_path))
 
 
 def run_episode(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int = 1000,

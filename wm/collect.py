@@ -1,30 +1,28 @@
-"""Random-policy rollouts, one compressed file per rollout, reproducible per (seed, index)."""
+"""Random-policy rollouts, one compressed file per rollout, reproducible per (settings, index).
+
+A file is reused only if it was made with the same settings (seed, env, policy and its knobs, steps); any other
+file at that index is collected again. Raising the count collects only the new indices.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wm.config import CollectConfig, EnvConfig
-from wm.env import make_env
-from wm.io import load_npz, remove_stale_tmp, save_npz
+from wm.envs.carracing import make_env
+from wm.io import remove_stale_tmp, save_npz
 from wm.policies import BrownianPolicy, RandomWeightsPolicy
+from wm.rollouts import FORMAT, encode_meta, list_rollouts, read_meta, rollout_index, rollout_path
 from wm.seeds import COLLECT, derive_seed
 
 
-def rollout_path(out_dir: str | Path, index: int) -> Path:
-    """Where rollout `index` lives."""
-    return Path(out_dir) / f"rollout_{index:05d}.npz"
-
-
-def list_rollouts(out_dir: str | Path) -> list[Path]:
-    """Finished rollout files in index order (temporary files are ignored)."""
-    return sorted(Path(out_dir).glob("rollout_*.npz"))
-
-
-def missing_indices(out_dir: str | Path, count: int) -> list[int]:
-    """Indices in [0, count) that have no finished file yet."""
-    return [i for i in range(count) if not rollout_path(out_dir, i).exists()]
+def rollout_settings(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int) -> dict[str, Any]:
+    """Everything that decides rollout `index`'s bytes (the renderer does not: fast and stock are identical)."""
+    env = env_cfg.model_dump(exclude={"fast_render"})
+    collect = cfg.model_dump(exclude={"rollouts"})
+    return {"seed": seed, "index": index, "env": env, "collect": collect}
 
 
 def prepare_dir(out_dir: str | Path, count: int) -> list[Path]:
@@ -32,10 +30,22 @@ def prepare_dir(out_dir: str | Path, count: int) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)
-    surplus = [p for p in list_rollouts(out) if int(p.stem.split("_")[1]) >= count]
+    surplus = [p for p in list_rollouts(out) if rollout_index(p) >= count]
     for p in surplus:
         p.unlink()
     return surplus
+
+
+def todo_indices(out_dir: str | Path, env_cfg: EnvConfig, cfg: CollectConfig, seed: int) -> tuple[list[int], list[int]]:
+    """(missing, stale): indices in [0, cfg.rollouts) with no file, and with a file made under other settings."""
+    missing, stale = [], []
+    for i in range(cfg.rollouts):
+        path = rollout_path(out_dir, i)
+        if not path.exists():
+            missing.append(i)
+        elif read_meta(path) != {"format": FORMAT, **rollout_settings(env_cfg, cfg, seed, i)}:
+            stale.append(i)
+    return missing, stale
 
 
 def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int, out_dir: str | Path) -> dict:
@@ -66,17 +76,6 @@ def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: in
         actions=np.stack(actions).astype(np.float32),
         rewards=np.asarray(rewards, dtype=np.float32),
         dones=np.asarray(dones, dtype=bool),
+        meta=encode_meta(rollout_settings(env_cfg, cfg, seed, index)),
     )
     return {"index": index, "seed": rseed, "steps": len(frames), "return": float(np.sum(rewards))}
-
-
-def load_frames(out_dir: str | Path, max_frames: int | None = None, seed: int = 0) -> np.ndarray:
-    """All frames of all rollouts as one uint8 array (N, 64, 64, 3), optionally subsampled."""
-    paths = list_rollouts(out_dir)
-    if not paths:
-        raise FileNotFoundError(f"{out_dir}: no rollout files (run the collect stage first)")
-    frames = np.concatenate([load_npz(p)["frames"] for p in paths])
-    if max_frames is not None and len(frames) > max_frames:
-        keep = np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)
-        frames = frames[np.sort(keep)]
-    return frames

@@ -1,11 +1,14 @@
 """C: the tiny controller, with the paper's architecture and its two ablations."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from wm.io import load_weights, save_weights
 
 
 class Controller(nn.Module):
@@ -96,3 +99,16 @@ class BatchedController:
         for w, b in self.layers:
             x = torch.tanh(torch.baddbmm(b, x, w))
         return x
+
+
+def save_controller(path: str | Path, model: Controller) -> None:
+    """Save C as safetensors with its config."""
+    save_weights(path, model, model.config())
+
+
+def load_controller(path: str | Path) -> Controller:
+    """Load C in eval mode."""
+    state, cfg = load_weights(path)
+    model = Controller(**cfg)
+    model.load_state_dict(state)
+    return model.eval()

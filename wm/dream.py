@@ -19,9 +19,7 @@ import numpy as np
 import torch
 
 from wm.controller import BatchedController, to_env_action
-from wm.mdrnn import MDRNN
-
-State = tuple[torch.Tensor, torch.Tensor]
+from wm.mdrnn import MDRNN, State
 
 
 def initial_latents(latents: dict[str, np.ndarray]) -> torch.Tensor:
@@ -50,7 +48,7 @@ class DreamResult:
 
 
 class Dream:
-    """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop."""
+    """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop through M.step."""
 
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None) -> None:
@@ -58,16 +56,10 @@ class Dream:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if start_pool.ndim != 2 or start_pool.shape[1] != mdrnn.z_dim or len(start_pool) == 0:
             raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(start_pool.shape)}")
-        self.z_dim, self.hidden, self.k = mdrnn.z_dim, mdrnn.hidden, mdrnn.gaussians
+        self.mdrnn = mdrnn.eval()
+        self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
         self.start_pool = start_pool.float()
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
-        lstm = mdrnn.lstm
-        # Plain tensors (no autograd, no module dispatch): one fused lstm_cell and one addmm per step.
-        self.w_ih, self.w_hh = lstm.weight_ih_l0.detach(), lstm.weight_hh_l0.detach()
-        self.b_ih, self.b_hh = lstm.bias_ih_l0.detach(), lstm.bias_hh_l0.detach()
-        self.w_head_t = mdrnn.head.weight.detach().t().contiguous()
-        self.b_head = mdrnn.head.bias.detach()
-        self.sqrt_tau = math.sqrt(self.temperature)
 
     def start(self, gen: torch.Generator, trials: int) -> torch.Tensor:
         """Initial latents (T, z): one real first frame per trial."""
@@ -81,20 +73,19 @@ class Dream:
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: State, uniform: torch.Tensor,
              normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c)."""
+        """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c).
+
+        The noise of a trial, (T, 1) and (T, z), is shared by all P candidates.
+        """
         p, t = z.shape[:2]
-        h, c = torch.lstm_cell(torch.cat([z, action], dim=-1).view(p * t, -1), state,
-                               self.w_ih, self.w_hh, self.b_ih, self.b_hh)
-        out = torch.addmm(self.b_head, h, self.w_head_t).view(p, t, -1)
-        kz = self.k * self.z_dim
-        logit_pi = out[..., 2 * kz: 2 * kz + self.k]
-        probs = torch.softmax(logit_pi / self.temperature, dim=-1)
-        comp = (probs.cumsum(-1) < uniform.unsqueeze(0)).sum(-1, keepdim=True).clamp_(max=self.k - 1)
-        idx = comp * self.z_dim + torch.arange(self.z_dim)
-        mu = out.gather(-1, idx)
-        sigma = out.gather(-1, idx + kz).clamp(-7.0, 3.0).exp()
-        z_next = mu + sigma * normal.unsqueeze(0) * self.sqrt_tau
-        return z_next, out[..., -2], out[..., -1] > 0.0, (h, c)
+        z_next, heads, state = self.mdrnn.step(
+            z.reshape(p * t, -1), action.reshape(p * t, -1), state, self.temperature,
+            uniform.expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1))
+        return (z_next.view(p, t, -1), heads.reward.view(p, t), heads.done_logit.view(p, t) > 0.0, state)
+
+    def initial_state(self, batch: int) -> State:
+        """M's zero state for a flat batch of P x T dreams."""
+        return self.mdrnn.initial_state(batch)
 
     @torch.no_grad()
     def rollout(self, policy: BatchedController, seeds: Sequence[int], record: bool = False) -> DreamResult:
@@ -102,7 +93,7 @@ class Dream:
         p, t = policy.population, len(seeds)
         gen = seeded_generator(seeds)
         z = self.start(gen, t).unsqueeze(0).expand(p, t, self.z_dim).contiguous()
-        state = (torch.zeros(p * t, self.hidden), torch.zeros(p * t, self.hidden))
+        state = self.initial_state(p * t)
         total = torch.zeros(p, t)
         best = torch.full((p, t), -math.inf)
         since_best = torch.zeros(p, t, dtype=torch.long)
@@ -151,7 +142,7 @@ class DreamEnv(gym.Env):
         super().reset(seed=seed)
         self._gen = seeded_generator([seed if seed is not None else int(self.np_random.integers(2**31))])
         self._z = self.dream.start(self._gen, 1).view(1, 1, -1)
-        self._state = (torch.zeros(1, self.dream.hidden), torch.zeros(1, self.dream.hidden))
+        self._state = self.dream.initial_state(1)
         self._steps = 0
         return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
 

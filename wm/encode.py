@@ -4,12 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from wm.collect import list_rollouts
 from wm.io import load_npz, save_npz
-from wm.train_vae import encode_frames
-from wm.vae import ConvVAE
+from wm.rollouts import list_rollouts
+from wm.vae import ConvVAE, to_input
+
+
+def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 frames (T, 64, 64, 3) to float32 (mu, logvar), each (T, z)."""
+    mus, logvars = [], []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch):
+            mu, logvar = model.encode(to_input(torch.from_numpy(frames[i:i + batch])))
+            mus.append(mu.numpy())
+            logvars.append(logvar.numpy())
+    return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
 
 
 def encode_rollouts(model: ConvVAE, rollouts_dir: str | Path, out_path: str | Path,

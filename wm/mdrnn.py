@@ -1,13 +1,31 @@
-"""M: an LSTM whose outputs parameterise a Gaussian mixture over z_{t+1}, plus reward and done heads."""
+"""M: an LSTM whose outputs parameterise a Gaussian mixture over z_{t+1}, plus reward and done heads.
+
+M owns its head layout (`heads`), how its recurrent state advances (`advance`) and how z_{t+1} is sampled at a
+temperature (`sample`, used by `step`). Training, the dream, the agent and the tests all go through these.
+"""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-State = tuple[torch.Tensor, torch.Tensor]
+from wm.io import load_weights, save_weights
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden) as nn.LSTM keeps them
+
+
+class Heads(NamedTuple):
+    """M's outputs for one or more steps: a K-component mixture over z_{t+1}, the reward and the done logit."""
+
+    mus: torch.Tensor  # (..., K, z)
+    log_sigmas: torch.Tensor  # (..., K, z), clamped to [-7, 3]
+    logit_pi: torch.Tensor  # (..., K)
+    reward: torch.Tensor  # (...)
+    done_logit: torch.Tensor  # (...)
 
 
 def gmm_nll(target: torch.Tensor, mus: torch.Tensor, log_sigmas: torch.Tensor,
@@ -22,6 +40,21 @@ def gmm_nll(target: torch.Tensor, mus: torch.Tensor, log_sigmas: torch.Tensor,
     return -torch.logsumexp(log_mix, dim=-1)
 
 
+def sample(heads: Heads, temperature: float, uniform: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    """z_{t+1} (..., z) from the mixture at temperature tau: logits / tau, noise * sqrt(tau).
+
+    The caller supplies the randomness: `uniform` (..., 1) picks the component by inverse CDF and `normal` (..., z)
+    is the Gaussian noise, so a dream can share one draw across candidates (common random numbers).
+    """
+    k, z_dim = heads.mus.shape[-2:]
+    probs = torch.softmax(heads.logit_pi / temperature, dim=-1)
+    comp = (probs.cumsum(-1) < uniform).sum(-1, keepdim=True).clamp_(max=k - 1)
+    idx = comp.unsqueeze(-1).expand(*comp.shape, z_dim)  # (..., 1, z)
+    mu = heads.mus.gather(-2, idx).squeeze(-2)
+    sigma = heads.log_sigmas.gather(-2, idx).squeeze(-2).exp()
+    return mu + sigma * normal * math.sqrt(temperature)
+
+
 class MDRNN(nn.Module):
     """LSTM over [z_t, a_t]; heads for a K-component mixture over z_{t+1}, reward r_t and done d_t."""
 
@@ -31,39 +64,48 @@ class MDRNN(nn.Module):
         self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, gaussians * (2 * z_dim + 1) + 2)
 
-    def split_head(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Head output (..., H') to (mus, log_sigmas, logit_pi, reward, done_logit)."""
+    def heads(self, h: torch.Tensor) -> Heads:
+        """Hidden states (..., hidden) to the head outputs; the one place that knows the head layout."""
+        out = self.head(h)
         k, z = self.gaussians, self.z_dim
         shape = out.shape[:-1]
         mus = out[..., : k * z].reshape(*shape, k, z)
         log_sigmas = out[..., k * z: 2 * k * z].reshape(*shape, k, z).clamp(-7.0, 3.0)
         logit_pi = out[..., 2 * k * z: 2 * k * z + k]
-        return mus, log_sigmas, logit_pi, out[..., -2], out[..., -1]
+        return Heads(mus, log_sigmas, logit_pi, out[..., -2], out[..., -1])
 
-    def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None
-                ) -> tuple[tuple[torch.Tensor, ...], State]:
+    def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None) -> tuple[Heads, State]:
         """Sequences z (B, T, z) and actions (B, T, a) to head outputs per step and the final state."""
         out, state = self.lstm(torch.cat([z, actions], dim=-1), state)
-        return self.split_head(self.head(out)), state
+        return self.heads(out), state
 
     def initial_state(self, batch: int = 1) -> State:
         """Zero (h, c) for a batch."""
         zeros = torch.zeros(1, batch, self.hidden)
         return zeros, zeros.clone()
 
-    def step_hidden(self, z: torch.Tensor, action: torch.Tensor, state: State) -> State:
-        """Advance the LSTM one step for a batch (B, z), (B, a); heads are skipped (the agent only needs h)."""
+    def advance(self, z: torch.Tensor, action: torch.Tensor, state: State) -> State:
+        """Advance the LSTM one step for a batch (B, z), (B, a); the agent needs only this."""
         _, state = self.lstm(torch.cat([z, action], dim=-1).unsqueeze(1), state)
         return state
 
+    def step(self, z: torch.Tensor, action: torch.Tensor, state: State, temperature: float,
+             uniform: torch.Tensor, normal: torch.Tensor) -> tuple[torch.Tensor, Heads, State]:
+        """One imagined step for a batch (B, ...): returns z_{t+1} sampled at tau, the heads, and the new state."""
+        state = self.advance(z, action, state)
+        heads = self.heads(state[0][0])
+        return sample(heads, temperature, uniform, normal), heads, state
 
-def sample_next_z(mus: torch.Tensor, log_sigmas: torch.Tensor, logit_pi: torch.Tensor, temperature: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw z_{t+1} (B, z) with temperature: logits divided by tau, noise scaled by sqrt(tau)."""
-    probs = F.softmax(logit_pi / temperature, dim=-1)
-    k = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    idx = k[:, None, None].expand(-1, 1, mus.shape[-1])
-    mu = mus.gather(1, idx).squeeze(1)
-    sigma = log_sigmas.gather(1, idx).squeeze(1).exp()
-    noise = torch.randn(mu.shape, generator=generator)
-    return mu + sigma * noise * math.sqrt(temperature)
+
+def save_mdrnn(path: str | Path, model: MDRNN) -> None:
+    """Save M as safetensors with its config."""
+    save_weights(path, model, {"z_dim": model.z_dim, "action_dim": model.action_dim,
+                               "hidden": model.hidden, "gaussians": model.gaussians})
+
+
+def load_mdrnn(path: str | Path) -> MDRNN:
+    """Load M in eval mode."""
+    state, cfg = load_weights(path)
+    model = MDRNN(**cfg)
+    model.load_state_dict(state)
+    return model.eval()

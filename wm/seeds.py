@@ -20,3 +20,13 @@ def derive_seed(*key: int) -> int:
 def eval_seeds(n: int) -> list[int]:
     """The fixed evaluation seeds, disjoint from every training seed."""
     return [EVAL_BASE + i for i in range(n)]
+
+
+def trial_seeds(seed: int, generation: int, trials: int) -> list[int]:
+    """Episode seeds shared by every candidate of a CMA-ES generation (common random numbers cut fitness noise)."""
+    return [derive_seed(seed, CONTROLLER_TRAIN, generation, t) for t in range(trials)]
+
+
+def check_seeds(seed: int, episodes: int) -> list[int]:
+    """Fixed seeds on which the CMA mean is scored throughout training (and the dream stage scores C)."""
+    return [derive_seed(seed, CONTROLLER_CHECK, i) for i in range(episodes)]

@@ -70,14 +70,3 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
         history.append({k: float(v) for k, v in row.items()})
     hold_np = held[:8].numpy() if n_hold else train[:8].numpy()
     return VaeResult(model.to(memory_format=torch.contiguous_format).eval(), history, hold_np)
-
-
-def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 frames (T, 64, 64, 3) to float32 (mu, logvar), each (T, z)."""
-    mus, logvars = [], []
-    with torch.no_grad():
-        for i in range(0, len(frames), batch):
-            mu, logvar = model.encode(to_input(torch.from_numpy(frames[i:i + batch])))
-            mus.append(mu.numpy())
-            logvars.append(logvar.numpy())
-    return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)

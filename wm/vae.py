@@ -1,9 +1,13 @@
 """V: the convolutional VAE of the paper (64x64x3 frames <-> z)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from wm.io import load_weights, save_weights
 
 
 class ConvVAE(nn.Module):
@@ -62,3 +66,16 @@ def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: tor
     floor = kl_tolerance * mu.shape[1]
     loss = rec + torch.clamp(kl, min=floor)
     return loss.mean(), rec.mean(), kl.mean()
+
+
+def save_vae(path: str | Path, model: ConvVAE) -> None:
+    """Save V as safetensors with its config."""
+    save_weights(path, model, {"z_dim": model.z_dim})
+
+
+def load_vae(path: str | Path) -> ConvVAE:
+    """Load V in eval mode."""
+    state, cfg = load_weights(path)
+    model = ConvVAE(**cfg)
+    model.load_state_dict(state)
+    return model.eval()

@@ -4,10 +4,9 @@ from __future__ import annotations
 import os
 import subprocess
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
-EXPERIMENT = "wm"
+from ops.names import EXPERIMENT, artifact_location, tracking_uri
 
 
 def _flatten(prefix: str, obj: Any) -> dict[str, Any]:
@@ -33,10 +32,9 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     """Open an MLflow run for `stage`, log its params, and yield the mlflow module."""
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=Path("mlartifacts").resolve().as_uri())
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location())
     mlflow.set_experiment(EXPERIMENT)
     tags = {"stage": stage, "git_commit": git_commit()}
     if os.environ.get("WM_PIPELINE_RUN"):

@@ -1,8 +1,9 @@
 """MLflow model registry for the stage flows: one version per new model, with lineage, and honest promotion.
 
-Registered models: `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a plain artifact; load it with
+Registered models (names in ops/names.py): `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a plain artifact; load it with
 `mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.models.load_vae`) and `wm-agent` (a
-models-from-code pyfunc bundling the three, see flows/agent_model.py). Nothing is pickled.
+models-from-code pyfunc bundling the three, see ops/agent_model.py). Nothing is pickled. Every registered model
+and every version has a description: what it is, what it was trained on, and its key metric.
 
 Every version carries these tags:
   content_md5          what makes a version unique (weights: the file's md5; wm-agent: the md5 of its three weight
@@ -13,7 +14,7 @@ Every version carries these tags:
                        dvc.lock is written only after the stage command returns, so the hashes are computed
                        here the way DVC computes them (file: md5 of the bytes; directory: md5 of the sorted
                        [{"md5", "relpath"}] listing plus ".dir"); they equal the entries DVC then writes.
-  dvc.params           JSON {key: value} of the stage's params keys, read from the params file
+  dvc.params           JSON {key: value} of the stage's params keys, with the validated (effective) values
 wm-agent also has bundles.<name> (the wm-vae/wm-mdrnn/wm-controller versions inside it), eval.* (its own mean and
 the champion's mean at decision time) and promoted. It becomes `@champion` only if eval.mean >= the champion's.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from importlib.metadata import PackageNotFoundError, version as pkg_version
 from pathlib import Path
@@ -28,17 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from flows.tracking import git_commit
+from ops.names import AGENT, CHAMPION, DESCRIPTIONS
+from ops.tracking import git_commit
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-AGENT = "wm-agent"
-CHAMPION = "champion"
 CONTENT = "content_md5"
 AGENT_CODE = Path(__file__).with_name("agent_model.py")
 # the wm modules on the pyfunc's inference path: part of what makes a wm-agent version unique
-INFERENCE_CODE = ["agent.py", "env.py", "vae.py", "mdrnn.py", "controller.py", "models.py", "io.py", "config.py"]
+INFERENCE_CODE = ["agent.py", "envs/carracing.py", "vae.py", "mdrnn.py", "controller.py", "io.py", "config.py"]
+_VAR = re.compile(r"\$\{([^}]+)\}")
 # what the pyfunc imports at load time (wm itself is bundled as code)
 AGENT_REQUIREMENTS = ["torch", "numpy", "pillow", "safetensors", "gymnasium", "pydantic", "pyyaml"]
 
@@ -83,17 +85,26 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def stage_lineage(stage: str, params_path: str = "params.yaml", dvc_yaml: str = "dvc.yaml") -> dict[str, str]:
-    """Lineage tags for `stage`: git commit, Prefect flow run, and the md5 of its deps and outs and its params."""
-    spec = _read_yaml(dvc_yaml).get("stages", {}).get(stage, {})
-    params: dict[str, Any] = {}
-    for entry in spec.get("params", []):
-        if isinstance(entry, dict):  # {other_file.yaml: [keys]}
-            for file, keys in entry.items():
-                params.update({f"{file}:{k}": _lookup(_read_yaml(file), k) for k in keys})
-        else:
-            params[entry] = _lookup(_read_yaml(params_path), entry)
-    outs = _paths(spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []))
+def _resolve(entry: str, scope: dict[str, Any]) -> str:
+    """Interpolate `${name}` as DVC does, from dvc.yaml's vars and the params."""
+    return _VAR.sub(lambda m: str(_lookup(scope, m.group(1).strip())), entry)
+
+
+def stage_lineage(stage: str, params: dict[str, Any], dvc_yaml: str = "dvc.yaml") -> dict[str, str]:
+    """Lineage tags for `stage`: git commit, Prefect flow run, the md5 of its deps and outs, and its params.
+
+    `params` is the validated params dump, so dvc.params records the values the stage used.
+    """
+    spec = _read_yaml(dvc_yaml)
+    scope: dict[str, Any] = dict(params)
+    for block in spec.get("vars", []):
+        if isinstance(block, dict):
+            scope.update(block)
+    stage_spec = spec.get("stages", {}).get(stage, {})
+    keys = [_resolve(k, scope) for k in stage_spec.get("params", []) if isinstance(k, str)]
+    deps = [_resolve(p, scope) for p in _paths(stage_spec.get("deps", []))]
+    outs = [_resolve(p, scope) for p in _paths(stage_spec.get("outs", []) + stage_spec.get("metrics", [])
+                                               + stage_spec.get("plots", []))]
     try:
         from prefect.runtime import flow_run
 
@@ -101,8 +112,9 @@ def stage_lineage(stage: str, params_path: str = "params.yaml", dvc_yaml: str = 
     except Exception:  # lineage must not fail a stage run outside a flow
         flow_run_id = "none"
     return {"git_commit": git_commit(), "prefect_flow_run_id": flow_run_id, "dvc.stage": stage,
-            "dvc.deps": _json({p: dvc_md5(p) for p in _paths(spec.get("deps", []))}),
-            "dvc.outs": _json({p: dvc_md5(p) for p in outs}), "dvc.params": _json(params)}
+            "dvc.deps": _json({p: dvc_md5(p) for p in deps}),
+            "dvc.outs": _json({p: dvc_md5(p) for p in outs}),
+            "dvc.params": _json({k: _lookup(params, k) for k in keys})}
 
 
 def find_version(name: str, content_md5: str) -> ModelVersion | None:
@@ -119,9 +131,12 @@ def _ensure_registered(name: str) -> None:
 
     client = MlflowClient()
     try:
-        client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name)
+        client.create_registered_model(name, description=DESCRIPTIONS.get(name, ""))
+        return
+    if not model.description and DESCRIPTIONS.get(name):
+        client.update_registered_model(name, description=DESCRIPTIONS[name])
 
 
 def _finish(name: str, version: str | int, new: bool, t0: float) -> str:
@@ -136,8 +151,11 @@ def _finish(name: str, version: str | int, new: bool, t0: float) -> str:
     return version
 
 
-def register_weights(name: str, path: str, stage: str, params_path: str = "params.yaml") -> str:
-    """Log a safetensors file in the active run and register it as a new version of `name` unless already there."""
+def register_weights(name: str, path: str, stage: str, params: dict[str, Any], description: str) -> str:
+    """Log a safetensors file in the active run and register it as a new version of `name` unless already there.
+
+    `description` says what this version was trained on and its key metric; it shows in the registry.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -151,7 +169,7 @@ def register_weights(name: str, path: str, stage: str, params_path: str = "param
     _ensure_registered(name)
     mv = MlflowClient().create_model_version(
         name, source=f"{run.info.artifact_uri}/{name}", run_id=run.info.run_id,
-        tags={CONTENT: digest, **stage_lineage(stage, params_path)})
+        tags={CONTENT: digest, **stage_lineage(stage, params)}, description=description)
     return _finish(name, mv.version, True, t0)
 
 
@@ -177,18 +195,18 @@ def _requirements() -> list[str]:
 
 
 def register_agent(weights: dict[str, str], model_config: dict[str, int], metrics: dict[str, Any],
-                   stage: str = "evaluate", params_path: str = "params.yaml") -> str:
+                   params: dict[str, Any], stage: str = "evaluate") -> str:
     """Log and register the V+M+C pyfunc if new, then make it `champion` if its mean score is >= the champion's."""
     import mlflow
     import wm
     from mlflow import MlflowClient
 
-    from flows.agent_model import input_example, signature
+    from ops.agent_model import input_example, signature
 
     t0 = time.perf_counter()
     parts = {key: file_md5(path) for key, path in weights.items()}
     wm_dir = Path(wm.__file__).parent
-    code = {f.name: file_md5(f) for f in [AGENT_CODE, *(wm_dir / name for name in INFERENCE_CODE)]}
+    code = {AGENT_CODE.name: file_md5(AGENT_CODE), **{name: file_md5(wm_dir / name) for name in INFERENCE_CODE}}
     digest = hashlib.md5(_json({"weights": parts, "config": model_config, "code": code}).encode()).hexdigest()
     existing = find_version(AGENT, digest)
     if existing is not None:
@@ -202,7 +220,7 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
     champ = champion()
     champ_mean = float(champ.tags["eval.mean"]) if champ is not None and "eval.mean" in champ.tags else None
     promote = champ_mean is None or mean >= champ_mean
-    tags = {CONTENT: digest, **stage_lineage(stage, params_path), **bundles,
+    tags = {CONTENT: digest, **stage_lineage(stage, params), **bundles,
             "eval.mean": repr(mean), "eval.std": repr(float(metrics.get("std", 0.0))),
             "eval.seeds": _json(metrics.get("seeds", [])),
             "eval.champion_version": str(champ.version) if champ is not None else "none",
@@ -214,8 +232,12 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
         artifacts={key: str(Path(path).resolve()) for key, path in weights.items()},
         signature=signature(), input_example=input_example(), pip_requirements=_requirements())
     _ensure_registered(AGENT)
+    parts_text = ", ".join(f"{k} v{v}" for k, v in bundles.items()).replace("bundles.", "")
+    description = (f"V + M + C ({parts_text}). Mean return {mean:.1f} +- {float(metrics.get('std', 0.0)):.1f} over "
+                   f"{metrics.get('episodes', '?')} real CarRacing-v3 episodes on the fixed evaluation seeds; "
+                   f"{'promoted to @champion' if promote else 'not promoted'}.")
     mv = MlflowClient().create_model_version(AGENT, source=info.model_uri, run_id=mlflow.active_run().info.run_id,
-                                             tags=tags, model_id=info.model_id)
+                                             tags=tags, model_id=info.model_id, description=description)
     if promote:
         MlflowClient().set_registered_model_alias(AGENT, CHAMPION, mv.version)
     verdict = "promoted to @champion" if promote else f"kept @champion at version {champ.version}"

@@ -1,7 +1,7 @@
 """Scheduled rebuilds: one Prefect flow runs `dvc repro` in the project and reports what it rebuilt.
 
-    python -m flows.rebuild run   [--params params.yaml]   rebuild now (a temporary Prefect server if none is set)
-    python -m flows.rebuild serve [--params params.yaml]   serve rebuild/<schedule.deployment> on schedule.cron
+    python -m ops.rebuild run   [--params params.yaml]   rebuild now (a temporary Prefect server if none is set)
+    python -m ops.rebuild serve [--params params.yaml]   serve rebuild/<schedule.deployment> on schedule.cron
 
 DVC alone decides what reruns, exactly as a manual `dvc repro`; the stages read params.yaml, and `--params`
 only picks the `schedule:` section. One rebuild at a time: an exclusive file lock (.wm-rebuild.lock) refuses a
@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from flows.runtime import prefect_api
+from ops.names import AGENT, CHAMPION, MODELS, tracking_uri
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from wm.config import ParamsError, ScheduleConfig, load_params
 
 LOCK_FILE = ".wm-rebuild.lock"
 ARTIFACT_KEY = "wm-rebuild"
-AGENT, CHAMPION = "wm-agent", "champion"  # as in flows/registry.py, not imported: it would pull in mlflow at start
-MODELS = ("wm-vae", "wm-mdrnn", "wm-controller", AGENT)  # pipeline order, for the report
 EVALUATE_METRICS = "metrics/evaluate.json"
 RAN = re.compile(r"Running stage '([^']+)'")
 RESTORED = re.compile(r"Stage '([^']+)' is cached - skipping run")
@@ -69,11 +68,6 @@ class Registry:
 
     versions: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # model -> version -> tags
     champion: str | None = None
-
-
-def tracking_uri(project: Path) -> str:
-    """The MLflow store the stages write to (flows/tracking.py): MLFLOW_TRACKING_URI or the project's mlflow.db."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project / 'mlflow.db'}"
 
 
 def read_registry(uri: str) -> Registry:
@@ -248,8 +242,8 @@ def run_cli(project: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: python -m flows.rebuild {run,serve} [--params params.yaml]."""
-    parser = argparse.ArgumentParser(prog="python -m flows.rebuild", description=__doc__.splitlines()[0])
+    """CLI: python -m ops.rebuild {run,serve} [--params params.yaml]."""
+    parser = argparse.ArgumentParser(prog="python -m ops.rebuild", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "rebuild now"), ("serve", "serve the scheduled deployment until interrupted")):
         sub = commands.add_parser(name, help=text)
@@ -267,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # run the copy imported as flows.rebuild, not __main__: served runs then load the flow by module name
-    from flows.rebuild import main as _main
+    # run the copy imported as ops.rebuild, not __main__: served runs then load the flow by module name
+    from ops.rebuild import main as _main
 
     _main()

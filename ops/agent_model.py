@@ -67,7 +67,7 @@ class AgentModel(PythonModel):
     def predict(self, context: PythonModelContext, model_input: np.ndarray,
                 params: dict[str, Any] | None = None) -> np.ndarray:
         """Actions for consecutive observations of one episode; `reset` starts a new episode first."""
-        from wm.env import preprocess_frame
+        from wm.envs.carracing import preprocess_frame
 
         obs = np.asarray(model_input, dtype=np.uint8).reshape(-1, *OBS_SHAPE)
         if (params or {}).get("reset"):

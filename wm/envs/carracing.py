@@ -35,7 +35,7 @@ class PreprocessFrame(gym.ObservationWrapper):
 
 def make_raw_env(cfg: EnvConfig) -> gym.Env:
     """The unwrapped-observation CarRacing env (96x96x3), fast renderer if configured."""
-    from wm.carracing_fast import make_carracing
+    from wm.envs.carracing_fast import make_carracing
 
     return make_carracing(fast=cfg.fast_render)
 

@@ -275,7 +275,7 @@ def register_fast_env() -> str:
         stock = gym.spec(STOCK_ENV_ID)
         gym.register(
             id=FAST_ENV_ID,
-            entry_point="wm.carracing_fast:FastCarRacing",
+            entry_point="wm.envs.carracing_fast:FastCarRacing",
             max_episode_steps=stock.max_episode_steps,
             reward_threshold=stock.reward_threshold,
             nondeterministic=stock.nondeterministic,

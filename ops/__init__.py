@@ -1,0 +1,1 @@
+"""Platform code beside the stage flows: MLflow tracking, the model registry, the agent pyfunc, scheduled rebuilds."""

@@ -1,0 +1,55 @@
+"""Dream fitness for CMA-ES: candidates' returns in M's dream at temperature tau, a whole population per call.
+
+Built once per flow from paths and config. The dream starts from the encoded first frames of real rollouts and is
+loaded once per process and reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wm.config import ControllerConfig, DreamConfig
+from wm.controller import BatchedController
+from wm.dream import Dream, initial_latents
+from wm.io import load_npz
+from wm.mdrnn import load_mdrnn
+
+
+def _stamp(*paths: str | Path) -> tuple[float, ...]:
+    return tuple(Path(p).stat().st_mtime for p in paths)  # a rewritten file is loaded again
+
+
+@lru_cache(maxsize=4)
+def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
+           stamp: tuple[float, ...]) -> Dream:
+    return Dream(load_mdrnn(mdrnn_path), initial_latents(load_npz(latents_path)), temperature, max_steps, patience)
+
+
+@dataclass(frozen=True)
+class DreamFitness:
+    """Candidates' returns in M's dream at temperature tau, starting from the encoded first frames of real rollouts."""
+
+    mdrnn: str
+    latents: str
+    controller: ControllerConfig
+    dream: DreamConfig
+
+    def world(self, patience: bool = True) -> Dream:
+        """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
+        return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
+                      self.dream.patience if patience else None, _stamp(self.mdrnn, self.latents))
+
+    def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
+        """The candidates as one batched controller."""
+        dream, c = self.world(), self.controller
+        flat = torch.as_tensor(np.stack([np.asarray(x) for x in candidates]), dtype=torch.float32)
+        return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units)
+
+    def population(self, candidates: Sequence[np.ndarray], seeds: Sequence[int]) -> list[float]:
+        """Mean dream return per candidate: the whole population x all seeds in one batched rollout."""
+        return self.world().rollout(self.policy(candidates), seeds).fitness()

@@ -1,0 +1,1 @@
+"""Environment adapters: frame preprocessing and env construction, one module per environment."""
