@@ -36,38 +36,39 @@ def main() -> None:
     with workdir as tmp:
         os.makedirs(tmp, exist_ok=True)
         os.chdir(tmp)
-        for name in ("wm", "flows"):
+        for name in ("wm", "flows", "ops"):
             os.symlink(REPO / name, name)
         shutil.copy(REPO / "dvc.yaml", "dvc.yaml")
         shutil.copy(REPO / "params" / "smoke.yaml", "params.yaml")
         os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-        from wm.controller import Controller
-        from wm.mdrnn import MDRNN
-        from wm.models import save_controller, save_mdrnn, save_vae
-        from wm.vae import ConvVAE
+        from wm.config import load_params
+        from wm.controller import Controller, save_controller
+        from wm.mdrnn import MDRNN, save_mdrnn
+        from wm.vae import ConvVAE, save_vae
 
-        save_vae("models/vae.safetensors", ConvVAE(32))
-        save_mdrnn("models/mdrnn.safetensors", MDRNN(32, 3, 256, 5))
-        save_controller("models/controller.safetensors", Controller("linear", 32, 256))
-        Path("metrics").mkdir()
-        Path("metrics/evaluate.json").write_text('{"mean": 1.0}\n')
+        # untrained stand-ins, written in this temporary directory only
+        weights = {k: f"bench-{k}.safetensors" for k in ("vae", "mdrnn", "controller")}
+        save_vae(weights["vae"], ConvVAE(32))
+        save_mdrnn(weights["mdrnn"], MDRNN(32, 3, 256, 5))
+        save_controller(weights["controller"], Controller("linear", 32, 256))
+        params = load_params("params.yaml").model_dump()
 
         timed("import mlflow", lambda: __import__("mlflow"), rows)
-        from flows.registry import register_agent, register_weights
-        from flows.tracking import stage_run
+        from ops.registry import register_agent, register_weights
+        from ops.tracking import stage_run
 
-        weights = {k: f"models/{k}.safetensors" for k in ("vae", "mdrnn", "controller")}
-        metrics = {"mean": 1.0, "std": 0.0, "seeds": [0]}
+        metrics = {"mean": 1.0, "std": 0.0, "seeds": [0], "episodes": 1}
         for attempt in ("new", "unchanged"):
             t0 = time.perf_counter()
             with stage_run("bench", {"seed": 0}):
                 rows.append((f"stage_run open ({attempt} store)" if attempt == "new" else "stage_run open",
                              time.perf_counter() - t0))
                 for k, path in weights.items():
-                    timed(f"register_weights wm-{k} ({attempt})", lambda: register_weights(f"wm-{k}", path, k), rows)
+                    timed(f"register_weights wm-{k} ({attempt})",
+                          lambda: register_weights(f"wm-{k}", path, k, params, "benchmark stand-in"), rows)
                 timed(f"register_agent ({attempt})",
-                      lambda: register_agent(weights, {"crop_rows": 84, "frame_size": 64}, metrics), rows)
+                      lambda: register_agent(weights, {"crop_rows": 84, "frame_size": 64}, metrics, params), rows)
                 t1 = time.perf_counter()
             rows.append(("stage_run close", time.perf_counter() - t1))
         os.chdir(REPO)

@@ -1,9 +1,10 @@
 """One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
 
 Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
-then the controller moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again.
+a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
+moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again.
 Each snapshot holds what the step ran, the finished MLflow runs, dvc.lock, metrics/controller.json,
-metrics/evaluate.json and the model registry (versions with tags, aliases).
+metrics/dream.json, metrics/evaluate.json and the model registry (versions with tags, aliases).
 Later tests may build on the project (test_rebuild changes controller.sigma0 once more and rebuilds through the
 served deployment): the snapshots keep the story's state, while the live registry may have moved on.
 """
@@ -21,7 +22,7 @@ import yaml
 
 from conftest import subprocess_env
 
-STAGES = ["collect", "vae", "encode", "mdrnn", "controller", "evaluate"]
+STAGES = ["collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate"]
 MODELS = {"wm-vae": "vae", "wm-mdrnn": "mdrnn", "wm-controller": "controller", "wm-agent": "evaluate"}
 
 
@@ -34,6 +35,7 @@ class Snapshot:
     runs: list[str]
     lock: dict[str, Any]
     controller: dict[str, Any]
+    dream: dict[str, Any]
     evaluate: dict[str, Any]
     versions: dict[str, dict[str, dict[str, str]]]  # model -> version -> tags
     aliases: dict[str, dict[str, str]]  # model -> alias -> version
@@ -41,13 +43,14 @@ class Snapshot:
 
 @dataclass
 class Story:
-    """The shared project and its four snapshots."""
+    """The shared project and its five snapshots."""
 
     project: Path
     api_url: str
     first: Snapshot
     noop: Snapshot
     forced: Snapshot
+    tau: Snapshot
     changed: Snapshot
 
     @property
@@ -79,6 +82,7 @@ def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
         aliases[rm.name] = {alias: str(v) for alias, v in rm.aliases.items()}
     return Snapshot(ran, seconds, sorted(r.info.run_name for r in runs), yaml.safe_load((project / "dvc.lock").read_text()),
                     json.loads((project / "metrics" / "controller.json").read_text()),
+                    json.loads((project / "metrics" / "dream.json").read_text()),
                     json.loads((project / "metrics" / "evaluate.json").read_text()), versions, aliases)
 
 
@@ -94,13 +98,16 @@ def _run(project: Path, api_url: str) -> Story:
     noop = step(project, api_url)
     forced = step(project, api_url, "--force", "--single-item", "mdrnn", "evaluate")
     params = yaml.safe_load((project / "params.yaml").read_text())
+    params["dream"]["temperature"] = 1.3
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    tau = step(project, api_url)
     params["controller"]["sigma0"] = 0.2
     params["controller"]["mode"] = "dream"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     changed = step(project, api_url)
-    story = Story(project, api_url, first, noop, forced, changed)
+    story = Story(project, api_url, first, noop, forced, tau, changed)
     print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}"
-                                             for k in ("first", "noop", "forced", "changed")))
+                                             for k in ("first", "noop", "forced", "tau", "changed")))
     return story
 
 

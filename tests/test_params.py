@@ -99,10 +99,10 @@ def test_an_empty_params_file_is_an_error(tmp_path: Path, text: str) -> None:
 def _stage_args(stage: str) -> list[str]:
     """The stage's command line exactly as dvc.yaml spells it, its ${vars} filled in."""
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    names = {k: v for block in spec["vars"] for k, v in block.items()}
+    paths = spec["vars"][0]["paths"]
     cmd = spec["stages"][stage]["cmd"]
-    for key, value in names.items():
-        cmd = cmd.replace("${" + key + "}", value)
+    for key, value in paths.items():
+        cmd = cmd.replace("${paths." + key + "}", value)
     return cmd.split()[1:]
 
 

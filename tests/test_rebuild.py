@@ -1,8 +1,9 @@
-"""Scheduled rebuilds (flows/rebuild.py): the served deployment on a real Prefect server, and the rebuild lock."""
+"""Scheduled rebuilds (ops/rebuild.py): the served deployment on a real Prefect server, and the rebuild lock."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.rebuild import rebuild_lock
+    from ops.rebuild import rebuild_lock
 
     root = smoke_story(project, prefect_server).project  # built, and up to date after the story's last step
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -85,7 +86,7 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
     log = root.parent / "serve.log"
     env = subprocess_env(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="1", PYTHONPATH="")
     with open(log, "w") as out:
-        serve = subprocess.Popen([sys.executable, "-m", "flows.rebuild", "serve"], cwd=root, env=env,
+        serve = subprocess.Popen([sys.executable, "-m", "ops.rebuild", "serve"], cwd=root, env=env,
                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                  preexec_fn=_default_sigint)
     try:
@@ -122,11 +123,12 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
     assert code == 0, log.read_text()[-3000:]
 
     # it reran exactly what the change touched, and the report says so with the scores
-    assert "**Stages run:** `controller`, `evaluate`" in report
+    ran = re.search(r"\*\*Stages run:\*\* (.*)", report).group(1)
+    assert ran.startswith("`controller`") and sorted(ran.split(", ")) == ["`controller`", "`dream`", "`evaluate`"]
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ml = MlflowClient(tracking_uri=uri, registry_uri=uri)
     tagged = ml.search_runs([e.experiment_id for e in ml.search_experiments()], f"tags.pipeline_run = '{run.id}'")
-    assert sorted(r.info.run_name for r in tagged) == ["controller", "evaluate"]
+    assert sorted(r.info.run_name for r in tagged) == ["controller", "dream", "evaluate"]
     agent = ml.get_registered_model("wm-agent")
     new_agent = max(ml.search_model_versions("name = 'wm-agent'"), key=lambda v: int(v.version))
     new_controller = max(ml.search_model_versions("name = 'wm-controller'"), key=lambda v: int(v.version))
@@ -147,19 +149,19 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
 
 @pytest.mark.e2e
 def test_rebuild_refused_while_another_holds_the_lock(project: Path, prefect_server: str) -> None:
-    from flows.rebuild import rebuild_lock
+    from ops.rebuild import rebuild_lock
 
     env = subprocess_env(PREFECT_API_URL=prefect_server, PYTHONPATH="")
     with rebuild_lock(project):
-        proc = subprocess.run([sys.executable, "-m", "flows.rebuild", "run"], cwd=project, env=env,
+        proc = subprocess.run([sys.executable, "-m", "ops.rebuild", "run"], cwd=project, env=env,
                               capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"error: another rebuild is already running (pid {os.getpid()}, since" in proc.stderr
     assert "try again later" in proc.stderr
     # the project was never built, so anything that ran would have left something behind
     assert sorted(p.name for p in project.iterdir()) == sorted(
-        [".git", ".gitignore", ".dvc", ".dvcignore", ".wm-rebuild.lock", "dvc.yaml", "flows", "params", "params.yaml",
-         "wm"])
+        [".git", ".gitignore", ".dvc", ".dvcignore", ".wm-rebuild.lock", "dvc.yaml", "flows", "ops", "params",
+         "params.yaml", "wm"])
     assert sorted(p.name for p in (project / ".dvc").iterdir()) == ["config"]
 
 

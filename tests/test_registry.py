@@ -58,7 +58,7 @@ def test_registry_lineage_no_duplicates_and_honest_promotion(project: Path, pref
     assert forced.versions == first.versions and forced.aliases == first.aliases
 
     # a new controller: one new wm-controller and one new wm-agent version, promoted only if it scores as well
-    assert changed.ran == ["controller", "evaluate"]
+    assert sorted(changed.ran) == ["controller", "dream", "evaluate"]
     assert _numbers(changed) == {"wm-vae": ["1"], "wm-mdrnn": ["1"], "wm-controller": ["1", "2"],
                                  "wm-agent": ["1", "2"]}
     for name in ("wm-controller", "wm-agent"):
@@ -81,7 +81,7 @@ def test_champion_pyfunc_plays_stock_carracing(project: Path, prefect_server: st
     from mlflow import MlflowClient
 
     from wm.agent import load_agent
-    from wm.env import preprocess_frame
+    from wm.envs.carracing import preprocess_frame
 
     story = smoke_story(project, prefect_server)
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # loading must not need pickle
@@ -115,3 +115,22 @@ def test_champion_pyfunc_plays_stock_carracing(project: Path, prefect_server: st
         np.testing.assert_allclose(again, reference.act(preprocess_frame(first_obs)), atol=1e-5)
     finally:
         env.close()
+
+
+@pytest.mark.e2e
+def test_every_registered_model_and_version_is_described(project: Path, prefect_server: str) -> None:
+    from mlflow import MlflowClient
+
+    story = smoke_story(project, prefect_server)
+    client = MlflowClient(tracking_uri=story.tracking_uri, registry_uri=story.tracking_uri)
+    models = client.search_registered_models()
+    assert sorted(m.name for m in models) == sorted(MODELS)
+    for model in models:
+        assert model.description and "Registered by the" in model.description, model.name
+        for v in client.search_model_versions(f"name = '{model.name}'"):
+            assert v.description, (model.name, v.version)
+    described = {v.version: v.description for v in client.search_model_versions("name = 'wm-agent'")}
+    mean = story.first.evaluate["mean"]
+    assert f"Mean return {mean:.1f}" in described["1"] and "vae v1" in described["1"]
+    vae = client.get_model_version("wm-vae", "1").description
+    assert "4 brownian rollouts" in vae and "seed 0" in vae
