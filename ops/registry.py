@@ -1,7 +1,7 @@
 """MLflow model registry for the stage flows: one version per new model, with lineage, and honest promotion.
 
 Registered models (names in ops/names.py): `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a plain artifact; load it with
-`mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.models.load_vae`) and `wm-agent` (a
+`mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.vae.load_vae`) and `wm-agent` (a
 models-from-code pyfunc bundling the three, see ops/agent_model.py). Nothing is pickled. Every registered model
 and every version has a description: what it is, what it was trained on, and its key metric.
 

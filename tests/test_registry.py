@@ -129,7 +129,7 @@ def test_every_registered_model_and_version_is_described(project: Path, prefect_
         assert model.description and "Registered by the" in model.description, model.name
         for v in client.search_model_versions(f"name = '{model.name}'"):
             assert v.description, (model.name, v.version)
-    described = {v.version: v.description for v in client.search_model_versions("name = 'wm-agent'")}
+    described = {str(v.version): v.description for v in client.search_model_versions("name = 'wm-agent'")}
     mean = story.first.evaluate["mean"]
     assert f"Mean return {mean:.1f}" in described["1"] and "vae v1" in described["1"]
     vae = client.get_model_version("wm-vae", "1").description
