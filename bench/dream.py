@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if bool(args.mdrnn) != bool(args.latents):
+        ap.error("--mdrnn and --latents go together")
     torch.set_num_threads(args.threads)
     mdrnn, pool, source = load_world(args.mdrnn, args.latents)
     n = Controller("linear").num_params()
@@ -67,7 +69,8 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         full = args.population * args.trials * args.steps
         if int(result.steps.sum()) != full:
-            raise SystemExit(f"error: dreams ended early ({int(result.steps.sum())} of {full} steps): not a full-length timing")
+            raise SystemExit(f"error: dreams ended early ({int(result.steps.sum())} of {full} steps): "
+                             "not a full-length timing")
         rate = int(result.steps.sum()) / seconds
         best = max(best, rate)
         print(f"repeat {r}: {int(result.steps.sum())} steps in {seconds:.2f} s = {rate:,.0f} steps/s")

@@ -8,7 +8,7 @@ DREAM="-S controller.mode=dream -S controller.population=64 -S controller.trials
 for tau in 0.5 1.0 1.15 1.3; do
   dvc exp run -n "dream-tau-${tau}" $DREAM -S dream.temperature=$tau
 done
-# Real-env CMA-ES with the default population, stopped at about the dream runs' controller time.
+# Real-env CMA-ES with population 16 (the default before 2026-11-25), stopped at about the dream runs' controller time.
 dvc exp run -n real-equal-time -S controller.mode=real -S controller.population=16 -S controller.trials=1 \
   -S controller.generations=${REAL_GENS:-12} -S controller.eval_every=4 -S controller.eval_episodes=4
 dvc exp show --only-changed --md

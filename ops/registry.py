@@ -1,7 +1,8 @@
 """MLflow model registry for the stage flows: one version per new model, with lineage, and honest promotion.
 
-Registered models (names in ops/names.py): `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a plain artifact; load it with
-`mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.vae.load_vae`) and `wm-agent` (a
+Registered models (names in ops/names.py): `wm-vae`, `wm-mdrnn`, `wm-controller` (the safetensors file as a
+plain artifact; load it with `mlflow.artifacts.download_artifacts("models:/wm-vae/3")` and `wm.vae.load_vae`) and
+`wm-agent` (a
 models-from-code pyfunc bundling the three, see ops/agent_model.py). Nothing is pickled. Every registered model
 and every version has a description: what it is, what it was trained on, and its key metric.
 
@@ -54,6 +55,11 @@ def file_md5(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _ignored(path: Path) -> bool:
+    """Files .dvcignore leaves out of a folder's hash: Python bytecode."""
+    return "__pycache__" in path.parts or path.suffix == ".pyc"
+
+
 def dvc_md5(path: str | Path) -> str:
     """The md5 DVC records in dvc.lock for a file or directory ('missing' if absent)."""
     p = Path(path)
@@ -61,8 +67,9 @@ def dvc_md5(path: str | Path) -> str:
         return file_md5(p)
     if not p.is_dir():
         return "missing"
+    # bytecode is in .dvcignore: DVC never sees it, so neither does this hash
     listing = sorted(({"md5": file_md5(f), "relpath": f.relative_to(p).as_posix()}
-                      for f in p.rglob("*") if f.is_file()), key=lambda e: e["relpath"])
+                      for f in p.rglob("*") if f.is_file() and not _ignored(f)), key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
 
 

@@ -92,3 +92,15 @@ def test_touching_a_wm_file_marks_exactly_the_stages_that_import_it(project: Pat
             path.write_bytes(original)
         assert stale == expected, rel
     assert _dvc_status(root) == {}
+
+
+def test_lineage_hash_of_a_folder_ignores_bytecode_as_dvc_does(tmp_path: Path) -> None:
+    from ops.registry import dvc_md5
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    clean = dvc_md5(tmp_path / "pkg")
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    assert dvc_md5(tmp_path / "pkg") == clean
+    assert "__pycache__/" in (REPO / ".dvcignore").read_text()

@@ -106,7 +106,10 @@ def _stage_args(stage: str) -> list[str]:
     return cmd.split()[1:]
 
 
-@pytest.mark.parametrize("stage", ["collect", "vae", "controller", "dream", "evaluate"])
+STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with(["controller", "sigma0"], -1.0)))
     proc = subprocess.run([sys.executable, *_stage_args(stage)], cwd=tmp_path, capture_output=True, text=True,
@@ -117,12 +120,13 @@ def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
-def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(SMOKE))
-    args = _stage_args("vae")
-    i = args.index("--model")
+    args = _stage_args(stage)
+    i = args.index("--metrics")
     proc = subprocess.run([sys.executable, *args[:i], *args[i + 2:]], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: vae: missing --model; usage: python -m flows vae"), proc.stderr
+    assert proc.stderr.startswith(f"error: {stage}: missing --metrics; usage: python -m flows {stage}"), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
