@@ -1,6 +1,9 @@
-"""Stage `controller`: CMA-ES over C, scored in the real env (a task per candidate x episode) or in M's dream (one
-batched task per generation). The fitness comes from wm/real_fitness.py or wm/dream_fitness.py; the loop is wm/cmaes.py."""
+"""Stage `controller` (and `controller_iter@k`): CMA-ES over C, scored in the real env (a task per candidate x
+episode) or in M's dream (one batched task per generation). The fitness comes from wm/real_fitness.py or
+wm/dream_fitness.py; the loop is wm/cmaes.py. An iteration k >= 1 trains in M_k's dream from C_{k-1} (`init`)."""
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -11,18 +14,19 @@ from ops.tracking import stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from wm.cmaes import ScorePopulation, train_cmaes
-from wm.config import Params, load_params
-from wm.controller import Controller, save_controller
+from wm.config import ControllerConfig, Params, load_params
+from wm.controller import Controller, load_controller, save_controller
 from wm.dream_fitness import DreamFitness
 from wm.real_fitness import RealFitness
 from wm.io import write_json
 from wm.mdrnn import load_mdrnn
+from wm.seeds import iteration_seed
 from wm.vae import load_vae
 
 
 @task(cache_policy=NO_CACHE)
-def real_episode(fitness: RealFitness, params: np.ndarray, seed: int) -> float:
-    """Return of one candidate on one real episode seed."""
+def real_episode(fitness: RealFitness, params: np.ndarray, seed: int) -> dict[str, float]:
+    """Return and steps of one candidate on one real episode seed."""
     return fitness.episode(params, seed)
 
 
@@ -32,36 +36,48 @@ def dream_population(fitness: DreamFitness, candidates: np.ndarray, seeds: list[
     return fitness.population(list(candidates), seeds)
 
 
-def make_scorer(p: Params, vae: str, mdrnn: str, latents: str) -> tuple[ScorePopulation, str]:
-    """The population scorer for controller.mode, built once, and a few words on where it scores."""
-    if p.controller.mode == "dream":
-        dream = DreamFitness(mdrnn, latents, p.controller, p.dream)
-        return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds),
-                f"M's dream at temperature {p.dream.temperature}")
-    real = RealFitness(vae, mdrnn, p.env, p.controller, p.real.patience)
+def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents: str
+                ) -> tuple[ScorePopulation, Callable[[], int], str]:
+    """The population scorer for controller.mode, built once; a counter of the real-env steps it has used; and a
+    few words on where it scores."""
+    if cfg.mode == "dream":
+        dream = DreamFitness(mdrnn, latents, cfg, p.dream)
+        where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
+        return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where
+    real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)
+    used = [0]
 
     def score(cands: list[np.ndarray], seeds: list[int]) -> list[float]:
         # one task per (candidate, seed) keeps both workers busy even when episodes differ in length
         futures = [[real_episode.submit(real, np.asarray(c), s) for s in seeds] for c in cands]
-        return [float(np.mean([f.result() for f in row])) for row in futures]
+        results = [[f.result() for f in row] for row in futures]
+        used[0] += sum(int(r["steps"]) for row in results for r in row)
+        return [float(np.mean([r["return"] for r in row])) for row in results]
 
-    return score, "the real environment"
+    return score, lambda: used[0], "the real environment"
 
 
 @flow(name="controller", log_prints=True)
-def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str, plot: str,
-                    params_path: str = "params.yaml") -> dict:
-    """Train C with CMA-ES; keep the CMA mean that scored best on the fixed check seeds."""
+def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str, plot: str, checks: str,
+                    init: str | None = None, iteration: str = "0", params_path: str = "params.yaml") -> dict:
+    """Train C with CMA-ES; keep the CMA mean that scored best on the fixed check seeds (in the same world it
+    trains in: the dream never consults the real env)."""
     p = load_params(params_path)
+    k = int(iteration)
     cfg = p.controller
+    if init is not None:  # iteration k >= 1: a shorter, narrower search around C_{k-1}
+        cfg = cfg.model_copy(update={"generations": p.iterate.generations, "sigma0": p.iterate.sigma0})
+    seed = iteration_seed(p.seed, k)
     z_dim, hidden = load_vae(vae).z_dim, load_mdrnn(mdrnn).hidden
     controller = Controller(cfg.arch, z_dim, hidden, cfg.hidden_units)
+    x0 = load_controller(init).get_flat() if init else None
     fitness_section = p.dream if cfg.mode == "dream" else p.real
-    with stage_run("controller", {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
-                                  cfg.mode: fitness_section.model_dump()}) as ml:
-        score, where = make_scorer(p, vae, mdrnn, latents)
+    stage = "controller" if k == 0 else f"controller_iter@{k}"
+    with stage_run(stage, {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
+                           cfg.mode: fitness_section.model_dump(), "iteration": k}) as ml:
+        score, real_steps, where = make_scorer(p, cfg, vae, mdrnn, latents)
         print(f"CMA-ES over {controller.num_params()} parameters ({cfg.arch}), population {cfg.population} "
-              f"x {cfg.trials} trials, in {where}")
+              f"x {cfg.trials} trials, in {where}" + (f", from C of iteration {k - 1}" if init else ""))
         bar = tqdm(total=cfg.generations, desc=f"cma-es ({cfg.mode})", unit="gen")
 
         def on_generation(row: dict[str, float]) -> None:
@@ -69,20 +85,24 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
             bar.update(1)
             bar.set_postfix(best=f"{row['best']:.0f}", mean=f"{row['mean']:.0f}")
 
-        result = train_cmaes(controller.num_params(), cfg, score, p.seed, on_generation)
+        result = train_cmaes(controller.num_params(), cfg, score, seed, on_generation, x0, real_steps)
         bar.close()
+        for row in result.checks:
+            ml.log_metric("check_mean_return", row["check_mean_return"], step=int(row["generation"]))
         controller.set_flat(result.best_params)
         save_controller(model, controller)
         out = {"mode": cfg.mode, "params": controller.num_params(), "best_check_mean_return": result.best_score,
                "final_best": result.history[-1]["best"], "final_mean": result.history[-1]["mean"],
-               "generations": len(result.history), "seconds": sum(r["seconds"] for r in result.history)}
+               "generations": len(result.history), "seconds": sum(r["seconds"] for r in result.history),
+               "real_steps": real_steps(), "iteration": k}
         print(f"chosen C: check return {result.best_score:.1f} ({cfg.mode})")
         ml.log_metrics({k: float(v) for k, v in out.items() if not isinstance(v, str)})
         write_json(metrics, out)
         write_json(plot, result.history)
-        register_weights(CONTROLLER, model, "controller", p.model_dump(),
+        write_json(checks, result.checks)
+        register_weights(CONTROLLER, model, stage, p.model_dump(),
                          f"C ({cfg.arch}, {controller.num_params()} parameters) trained by CMA-ES in {where}: "
                          f"{cfg.generations} generations x {cfg.population} candidates x {cfg.trials} trials "
-                         f"(seed {p.seed}); the chosen CMA mean returned {result.best_score:.1f} on "
+                         f"(seed {p.seed}, iteration {k}); the chosen CMA mean returned {result.best_score:.1f} on "
                          f"{cfg.eval_episodes} check episodes.")
     return out

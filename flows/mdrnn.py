@@ -7,17 +7,25 @@ from ops.tracking import log_history, stage_run
 from prefect import flow
 from wm.config import load_params
 from wm.io import load_npz, write_json
-from wm.mdrnn import save_mdrnn
+from wm.mdrnn import load_mdrnn, save_mdrnn
+from wm.seeds import iteration_seed
 from wm.train_mdrnn import train_mdrnn
 
 
 @flow(name="mdrnn", log_prints=True)
-def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, params_path: str = "params.yaml") -> dict:
-    """Fit the MDN-RNN, write weights, held-out metrics and the loss curve."""
+def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | None = None, iteration: str = "0",
+               params_path: str = "params.yaml") -> dict:
+    """Fit the MDN-RNN, write weights, held-out metrics and the loss curve.
+
+    An iteration k >= 1 passes `init` (M_{k-1}) and fine-tunes it for iterate.mdrnn_epochs on every rollout so far.
+    """
     p = load_params(params_path)
-    with stage_run("mdrnn", {"seed": p.seed, "mdrnn": p.mdrnn.model_dump()}) as ml:
+    k = int(iteration)
+    cfg = p.mdrnn if init is None else p.mdrnn.model_copy(update={"epochs": p.iterate.mdrnn_epochs})
+    stage = "mdrnn" if k == 0 else f"mdrnn_iter@{k}"
+    with stage_run(stage, {"seed": p.seed, "mdrnn": cfg.model_dump(), "iteration": k}) as ml:
         data = load_npz(latents)
-        result = train_mdrnn(data, p.mdrnn, p.seed)
+        result = train_mdrnn(data, cfg, iteration_seed(p.seed, k), init=load_mdrnn(init) if init else None)
         save_mdrnn(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]
@@ -26,8 +34,9 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, params_path: s
         write_json(metrics, out)
         write_json(plot, result.history)
         nll = out.get("heldout_nll_per_dim")
-        register_weights(MDRNN, model, "mdrnn", p.model_dump(),
-                         f"M (LSTM {p.mdrnn.hidden}, {p.mdrnn.gaussians} mixtures) trained {p.mdrnn.epochs} epochs on "
+        register_weights(MDRNN, model, stage, p.model_dump(),
+                         f"M (LSTM {cfg.hidden}, {cfg.gaussians} mixtures, {cfg.reward} reward head, iteration {k}) trained "
+                         f"{cfg.epochs} epochs{' from M of iteration ' + str(k - 1) if init else ''} on "
                          f"{len(data['lengths'])} encoded rollouts ({len(data['mu']):,} steps, seed {p.seed}); "
                          + (f"held-out NLL {nll:.2f} per latent dimension." if nll is not None else "no held-out set."))
     return out

@@ -17,19 +17,31 @@ from tqdm import tqdm  # noqa: E402
 
 from wm.config import ParamsError, RunnerConfig, load_params  # noqa: E402
 
-STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate")
+STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate", "explore")
+
+
+def flow_options(stage: str) -> tuple[list[str], list[str]]:
+    """(required, optional) parameters of `flows.<stage>`'s flow, read from its source without importing it (fast):
+    every parameter except params_path is an option --name on the CLI; one with a default may be left out."""
+    tree = ast.parse((Path(__file__).parent / f"{stage}.py").read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == f"{stage}_flow")
+    names = [a.arg for a in fn.args.args]
+    n_required = len(names) - len(fn.args.defaults)
+    required = [n for n in names[:n_required] if n != "params_path"]
+    optional = [n for n in names[n_required:] if n != "params_path"]
+    return required, optional
 
 
 def path_options(stage: str) -> list[str]:
-    """The path parameters of `flows.<stage>`'s flow, read from its source without importing it (fast): every
-    parameter except params_path, each an option --name on the CLI."""
-    tree = ast.parse((Path(__file__).parent / f"{stage}.py").read_text())
-    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == f"{stage}_flow")
-    return [a.arg for a in fn.args.args if a.arg != "params_path"]
+    """Every option of the stage's flow, required ones first."""
+    required, optional = flow_options(stage)
+    return required + optional
 
 
 def _usage(stage: str, paths: Sequence[str]) -> str:
-    options = " ".join(f"--{p.replace('_', '-')} PATH" for p in paths)
+    required, optional = flow_options(stage)
+    options = " ".join([f"--{p.replace('_', '-')} PATH" for p in required]
+                       + [f"[--{p.replace('_', '-')} PATH]" for p in optional])
     return f"usage: python -m flows {stage} [--params params.yaml] {options}"
 
 
@@ -47,8 +59,9 @@ def parse_args(argv: Sequence[str]) -> tuple[str, dict[str, str]]:
 
 def check_paths(stage: str, paths: dict[str, str]) -> None:
     """Raise ValueError naming the problem unless `paths` are exactly the flow's path parameters."""
-    expected = path_options(stage)
-    missing, unknown = [p for p in expected if p not in paths], sorted(set(paths) - set(expected))
+    required, optional = flow_options(stage)
+    expected = required + optional
+    missing, unknown = [p for p in required if p not in paths], sorted(set(paths) - set(expected))
     if missing or unknown:
         what = (f"missing --{missing[0].replace('_', '-')}" if missing
                 else f"unknown option --{unknown[0].replace('_', '-')}")

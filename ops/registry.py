@@ -107,7 +107,12 @@ def stage_lineage(stage: str, params: dict[str, Any], dvc_yaml: str = "dvc.yaml"
     for block in spec.get("vars", []):
         if isinstance(block, dict):
             scope.update(block)
-    stage_spec = spec.get("stages", {}).get(stage, {})
+    name, _, key = stage.partition("@")  # a foreach stage: `name@key` runs `do` with key and item in scope
+    stage_spec = spec.get("stages", {}).get(name, {})
+    if key and "do" in stage_spec:
+        items = _lookup(scope, str(stage_spec.get("foreach", "")).strip("${} ")) or {}
+        scope.update({"key": key, "item": items.get(key) if isinstance(items, dict) else key})
+        stage_spec = stage_spec["do"]
     keys = [_resolve(k, scope) for k in stage_spec.get("params", []) if isinstance(k, str)]
     deps = [_resolve(p, scope) for p in _paths(stage_spec.get("deps", []))]
     outs = [_resolve(p, scope) for p in _paths(stage_spec.get("outs", []) + stage_spec.get("metrics", [])
@@ -202,8 +207,12 @@ def _requirements() -> list[str]:
 
 
 def register_agent(weights: dict[str, str], model_config: dict[str, int], metrics: dict[str, Any],
-                   params: dict[str, Any], stage: str = "evaluate") -> str:
-    """Log and register the V+M+C pyfunc if new, then make it `champion` if its mean score is >= the champion's."""
+                   params: dict[str, Any], stage: str = "evaluate", pure_dream: bool = False) -> str:
+    """Log and register the V+M+C pyfunc if new, then make it `champion` if its mean score is >= the champion's.
+
+    `pure_dream` (the iterative procedure): the newest iteration becomes champion whatever it scores, so no
+    real-env return ever picks the agent.
+    """
     import mlflow
     import wm
     from mlflow import MlflowClient
@@ -226,13 +235,14 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
     mean = float(metrics["mean"])
     champ = champion()
     champ_mean = float(champ.tags["eval.mean"]) if champ is not None and "eval.mean" in champ.tags else None
-    promote = champ_mean is None or mean >= champ_mean
+    promote = pure_dream or champ_mean is None or mean >= champ_mean
     tags = {CONTENT: digest, **stage_lineage(stage, params), **bundles,
             "eval.mean": repr(mean), "eval.std": repr(float(metrics.get("std", 0.0))),
             "eval.seeds": _json(metrics.get("seeds", [])),
             "eval.champion_version": str(champ.version) if champ is not None else "none",
             "eval.champion_mean": repr(champ_mean) if champ_mean is not None else "none",
-            "promoted": str(promote).lower()}
+            "promoted": str(promote).lower(),
+            "promotion_rule": "newest dream-trained iteration" if pure_dream else "eval.mean >= champion's"}
 
     info = mlflow.pyfunc.log_model(
         name=AGENT, python_model=str(AGENT_CODE), model_config=model_config, code_paths=[str(wm_dir)],

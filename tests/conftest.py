@@ -73,7 +73,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def project(tmp_path: Path) -> Path:
     """A fresh git repo holding a copy of this project with params/smoke.yaml as params.yaml."""
     dest = tmp_path / "proj"
-    for name in ("wm", "flows", "ops", "params"):
+    for name in ("wm", "flows", "ops", "params", "reference"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy2(REPO / name, dest / name)

@@ -6,7 +6,7 @@ file at that index is collected again. Raising the count collects only the new i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,16 +36,22 @@ def prepare_dir(out_dir: str | Path, count: int) -> list[Path]:
     return surplus
 
 
-def todo_indices(out_dir: str | Path, env_cfg: EnvConfig, cfg: CollectConfig, seed: int) -> tuple[list[int], list[int]]:
-    """(missing, stale): indices in [0, cfg.rollouts) with no file, and with a file made under other settings."""
+def files_to_make(out_dir: str | Path, count: int, settings: Callable[[int], dict[str, Any]]
+                  ) -> tuple[list[int], list[int]]:
+    """(missing, stale): indices in [0, count) with no file, and with a file whose meta is not settings(index)."""
     missing, stale = [], []
-    for i in range(cfg.rollouts):
+    for i in range(count):
         path = rollout_path(out_dir, i)
         if not path.exists():
             missing.append(i)
-        elif read_meta(path) != {"format": FORMAT, **rollout_settings(env_cfg, cfg, seed, i)}:
+        elif read_meta(path) != {"format": FORMAT, **settings(i)}:
             stale.append(i)
     return missing, stale
+
+
+def todo_indices(out_dir: str | Path, env_cfg: EnvConfig, cfg: CollectConfig, seed: int) -> tuple[list[int], list[int]]:
+    """(missing, stale) random-policy rollouts: no file, or a file made under other settings."""
+    return files_to_make(out_dir, cfg.rollouts, lambda i: rollout_settings(env_cfg, cfg, seed, i))
 
 
 def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int, out_dir: str | Path) -> dict:
@@ -54,11 +60,18 @@ def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: in
     rng = np.random.default_rng(rseed)
     policy = (BrownianPolicy(rng, cfg.brownian_dt, cfg.gas_bias) if cfg.policy == "brownian"
               else RandomWeightsPolicy(rng, cfg.gas_bias))
+    return record_rollout(env_cfg, policy, rseed, cfg.max_steps, rollout_path(out_dir, index),
+                          rollout_settings(env_cfg, cfg, seed, index)) | {"index": index}
+
+
+def record_rollout(env_cfg: EnvConfig, policy: Callable[[np.ndarray], np.ndarray], env_seed: int, max_steps: int,
+                   path: Path, settings: dict[str, Any]) -> dict:
+    """Play `policy` for up to max_steps and write frames, actions, rewards, dones and meta atomically."""
     env = make_env(env_cfg)
     try:
-        frame, _ = env.reset(seed=rseed)
+        frame, _ = env.reset(seed=env_seed)
         frames, actions, rewards, dones = [], [], [], []
-        for _ in range(cfg.max_steps):
+        for _ in range(max_steps):
             action = policy(frame)
             nxt, reward, terminated, truncated, _ = env.step(action)
             frames.append(frame)
@@ -71,11 +84,11 @@ def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: in
     finally:
         env.close()
     save_npz(
-        rollout_path(out_dir, index),
+        path,
         frames=np.stack(frames).astype(np.uint8),
         actions=np.stack(actions).astype(np.float32),
         rewards=np.asarray(rewards, dtype=np.float32),
         dones=np.asarray(dones, dtype=bool),
-        meta=encode_meta(rollout_settings(env_cfg, cfg, seed, index)),
+        meta=encode_meta(settings),
     )
-    return {"index": index, "seed": rseed, "steps": len(frames), "return": float(np.sum(rewards))}
+    return {"seed": env_seed, "steps": len(frames), "return": float(np.sum(rewards))}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -68,6 +68,9 @@ class MdrnnConfig(_Section):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     holdout: float = Field(ge=0, lt=1)
+    reward: Literal["regress", "tile"]  # regress r_t (MSE), or classify "new tile at t" and rebuild CarRacing's reward
+    reward_weight: float = Field(ge=1)  # weight of the rare steps with a positive reward in the reward loss
+    dropout: float = Field(ge=0, lt=1)  # dropout on h before the heads while training
 
 
 class ControllerConfig(_Section):
@@ -96,6 +99,19 @@ class DreamConfig(_Section):
 
     temperature: float = Field(gt=0, le=5)  # tau: mixture logits / tau, noise * sqrt(tau)
     patience: int | None = Field(ge=1)  # as real.patience, on the dream's reward
+    dropout: float = Field(ge=0, lt=1)  # one dropout mask on M's h per dream, fixed for the whole episode
+
+
+class IterateConfig(_Section):
+    """The iterative procedure's knobs for iterations k >= 1 (which iterations run is `iterations`)."""
+
+    rollouts: int = Field(ge=1)  # real rollouts per iteration, played by C_{k-1} with exploration noise
+    max_steps: int = Field(ge=2, le=1000)
+    noise: float = Field(ge=0, le=2)  # std of the noise added to each action component
+    noise_corr: float = Field(ge=0, lt=1)  # noise_{t+1} = corr * noise_t + ...: smooth, like the brownian policy
+    mdrnn_epochs: int = Field(ge=1)  # M fine-tunes from M_{k-1} on every rollout so far
+    generations: int = Field(ge=1)  # CMA-ES generations in M_k's dream, warm-started at C_{k-1}
+    sigma0: float = Field(gt=0)
 
 
 class EvaluateConfig(_Section):
@@ -144,12 +160,31 @@ class Params(_Section):
     dream: DreamConfig
     evaluate: EvaluateConfig
     schedule: ScheduleConfig
+    iterate: IterateConfig
+    # Iterations k >= 1 of the iterative procedure, as DVC's foreach reads them: "k": "k-1" (the one it builds on).
+    iterations: dict[str, str]
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "Params":
         if self.mdrnn.seq_len >= self.collect.max_steps:
             raise ValueError("mdrnn.seq_len must be smaller than collect.max_steps")
+        if self.iterations and self.mdrnn.seq_len >= self.iterate.max_steps:
+            raise ValueError("mdrnn.seq_len must be smaller than iterate.max_steps")
+        if self.iterations and self.controller.mode != "dream":
+            raise ValueError("iterations need controller.mode: dream (the iterative procedure trains C only in the dream)")
         return self
+
+    @field_validator("iterations", mode="before")
+    @classmethod
+    def _chain(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError('must be a mapping such as {"1": "0", "2": "1"}, or {} for none')
+        expected = {str(k): str(k - 1) for k in range(1, len(value) + 1)}
+        if value != expected:
+            shown = ", ".join(f'"{k}": "{v}"' for k, v in expected.items())
+            raise ValueError(f"must map each iteration k to k-1, counting from 1, keys and values quoted (DVC's foreach "
+                             f"needs strings): {{{shown}}} for {len(value)} iterations")
+        return value
 
 
 class ParamsError(ValueError):

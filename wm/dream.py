@@ -2,11 +2,14 @@
 
 Each dream starts from the latent of a real first frame (taken from the encoded rollouts) with a zero LSTM state.
 At every step C acts on (z, h); M consumes (z, env action), its reward head gives r_t, its done head ends the
-episode when P(done) > 0.5, and z_{t+1} is drawn from its mixture at temperature tau.
+episode when P(done) > 0.5, and z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every
+dream draws one dropout mask on M's h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream
+runs a slightly different M and a controller cannot rely on one model's mistakes.
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
-shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks. A
-dream is a pure function of (M, the start pool, tau, seeds): the same seeds give the same returns.
+shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
+the dropout masks. A dream is a pure function of (M, the start pool, tau, dropout, seeds): the same seeds give the
+same returns.
 """
 from __future__ import annotations
 
@@ -51,20 +54,30 @@ class Dream:
     """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop through M.step."""
 
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor, temperature: float = 1.0,
-                 max_steps: int = 1000, patience: int | None = None) -> None:
+                 max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if start_pool.ndim != 2 or start_pool.shape[1] != mdrnn.z_dim or len(start_pool) == 0:
             raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(start_pool.shape)}")
         self.mdrnn = mdrnn.eval()
         self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
         self.start_pool = start_pool.float()
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
+        self.dropout = float(dropout)
 
     def start(self, gen: torch.Generator, trials: int) -> torch.Tensor:
         """Initial latents (T, z): one real first frame per trial."""
         idx = torch.randint(len(self.start_pool), (trials,), generator=gen)
         return self.start_pool[idx]
+
+    def draw_masks(self, gen: torch.Generator, trials: int) -> torch.Tensor | None:
+        """One dropout mask on h per trial (T, hidden), scaled by 1 / (1 - p); None without dropout."""
+        if self.dropout == 0:
+            return None
+        keep = (torch.rand(trials, self.hidden, generator=gen) >= self.dropout).float()
+        return keep / (1.0 - self.dropout)
 
     def draw_noise(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One step's random numbers per trial: a uniform for the mixture pick (T, 1), normals for z (T, z)."""
@@ -72,16 +85,20 @@ class Dream:
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: State, uniform: torch.Tensor,
-             normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
+             normal: torch.Tensor, masks: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c).
 
-        The noise of a trial, (T, 1) and (T, z), is shared by all P candidates.
+        The noise of a trial, (T, 1) and (T, z), and its dropout mask (T, hidden) are shared by all P candidates.
         """
         p, t = z.shape[:2]
+        flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
         z_next, heads, state = self.mdrnn.step(
             z.reshape(p * t, -1), action.reshape(p * t, -1), state, self.temperature,
-            uniform.expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1))
-        return (z_next.view(p, t, -1), heads.reward.view(p, t), heads.done_logit.view(p, t) > 0.0, state)
+            uniform.expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1),
+            flat_masks)
+        reward = self.mdrnn.expected_reward(heads)
+        return (z_next.view(p, t, -1), reward.view(p, t), heads.done_logit.view(p, t) > 0.0, state)
 
     def initial_state(self, batch: int) -> State:
         """M's zero state for a flat batch of P x T dreams."""
@@ -93,6 +110,7 @@ class Dream:
         p, t = policy.population, len(seeds)
         gen = seeded_generator(seeds)
         z = self.start(gen, t).unsqueeze(0).expand(p, t, self.z_dim).contiguous()
+        masks = self.draw_masks(gen, t)
         state = self.initial_state(p * t)
         total = torch.zeros(p, t)
         best = torch.full((p, t), -math.inf)
@@ -103,7 +121,7 @@ class Dream:
         for _ in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
             action = to_env_action(policy(z, state[0].view(p, t, -1)))
-            z, reward, done, state = self.step(z, action, state, uniform, normal)
+            z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
             total += reward * alive
             steps += alive
             if self.patience is not None:
@@ -142,6 +160,7 @@ class DreamEnv(gym.Env):
         super().reset(seed=seed)
         self._gen = seeded_generator([seed if seed is not None else int(self.np_random.integers(2**31))])
         self._z = self.dream.start(self._gen, 1).view(1, 1, -1)
+        self._masks = self.dream.draw_masks(self._gen, 1)
         self._state = self.dream.initial_state(1)
         self._steps = 0
         return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
@@ -152,7 +171,8 @@ class DreamEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         uniform, normal = self.dream.draw_noise(self._gen, 1)
         a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, 3)
-        self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal)
+        self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal,
+                                                                   self._masks)
         self._steps += 1
         truncated = self._steps >= self.dream.max_steps
         info = {"h": self._state[0].view(-1).numpy().copy()}

@@ -26,8 +26,9 @@ def _stamp(*paths: str | Path) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           stamp: tuple[float, ...]) -> Dream:
-    return Dream(load_mdrnn(mdrnn_path), initial_latents(load_npz(latents_path)), temperature, max_steps, patience)
+           dropout: float, stamp: tuple[float, ...]) -> Dream:
+    return Dream(load_mdrnn(mdrnn_path), initial_latents(load_npz(latents_path)), temperature, max_steps, patience,
+                 dropout)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class DreamFitness:
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
-                      self.dream.patience if patience else None, _stamp(self.mdrnn, self.latents))
+                      self.dream.patience if patience else None, self.dream.dropout, _stamp(self.mdrnn, self.latents))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""

@@ -23,14 +23,25 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple
     return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
 
 
-def encode_rollouts(model: ConvVAE, rollouts_dir: str | Path, out_path: str | Path,
-                    progress: bool = True) -> dict[str, int]:
-    """Write one .npz holding mu, logsigma, actions, rewards, dones (concatenated) and per-rollout lengths."""
+KEYS = ("mu", "logsigma", "actions", "rewards", "dones")
+
+
+def encode_rollouts(model: ConvVAE, rollouts_dir: str | Path, out_path: str | Path, progress: bool = True,
+                    previous: dict[str, np.ndarray] | None = None) -> dict[str, int]:
+    """Write one .npz holding mu, logsigma, actions, rewards, dones (concatenated) and per-rollout lengths.
+
+    With `previous` (an earlier latents file's arrays) the new rollouts are appended after its rollouts, so an
+    iteration's latents hold every rollout so far.
+    """
     paths = list_rollouts(rollouts_dir)
     if not paths:
         raise FileNotFoundError(f"{rollouts_dir}: no rollout files (run the collect stage first)")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("mu", "logsigma", "actions", "rewards", "dones")}
-    lengths = []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in KEYS}
+    lengths: list[int] = []
+    if previous is not None:
+        for key in KEYS:
+            parts[key].append(np.asarray(previous[key]))
+        lengths.extend(int(n) for n in previous["lengths"])
     for path in tqdm(paths, desc="encode", unit="rollout", disable=not progress):
         r = load_npz(path)
         mu, logvar = encode_frames(model, r["frames"])
@@ -41,4 +52,4 @@ def encode_rollouts(model: ConvVAE, rollouts_dir: str | Path, out_path: str | Pa
         lengths.append(len(mu))
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     save_npz(out_path, lengths=np.asarray(lengths, dtype=np.int64), **arrays)
-    return {"rollouts": len(paths), "frames": int(sum(lengths))}
+    return {"rollouts": len(lengths), "new_rollouts": len(paths), "frames": int(sum(lengths))}

@@ -84,3 +84,8 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
     return tensors, config
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file."""
+    return json.loads(Path(path).read_text())

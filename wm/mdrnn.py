@@ -1,7 +1,12 @@
 """M: an LSTM whose outputs parameterise a Gaussian mixture over z_{t+1}, plus reward and done heads.
 
-M owns its head layout (`heads`), how its recurrent state advances (`advance`) and how z_{t+1} is sampled at a
-temperature (`sample`, used by `step`). Training, the dream, the agent and the tests all go through these.
+M owns its head layout (`heads`), how its recurrent state advances (`advance`), how z_{t+1} is sampled at a
+temperature (`sample`, used by `step`) and what its reward head means (`expected_reward`). Training, the dream, the
+agent and the tests all go through these.
+
+The reward head is either a regression of r_t (`regress`) or, for CarRacing, a classifier of "a new tile was reached
+at step t" (`tile`): the dream then rebuilds the env's own reward, STEP_REWARD per frame plus `tile_reward` times
+P(new tile), so M cannot invent rewards of any other size.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from torch.nn import functional as F
 from wm.io import load_weights, save_weights
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden) as nn.LSTM keeps them
+STEP_REWARD = -0.1  # CarRacing's reward per frame; a new tile adds 1000 / (tiles on the track)
+REWARD_KINDS = ("regress", "tile")
 
 
 class Heads(NamedTuple):
@@ -56,16 +63,40 @@ def sample(heads: Heads, temperature: float, uniform: torch.Tensor, normal: torc
 
 
 class MDRNN(nn.Module):
-    """LSTM over [z_t, a_t]; heads for a K-component mixture over z_{t+1}, reward r_t and done d_t."""
+    """LSTM over [z_t, a_t]; heads for a K-component mixture over z_{t+1}, reward r_t and done d_t.
 
-    def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5) -> None:
+    `dropout` drops units of h before the heads while training; a dream can instead fix one mask per episode.
+    """
+
+    def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5,
+                 reward_kind: str = "regress", tile_reward: float = 0.0, dropout: float = 0.0) -> None:
         super().__init__()
+        if reward_kind not in REWARD_KINDS:
+            raise ValueError(f"reward_kind must be one of {REWARD_KINDS}, got {reward_kind!r}")
         self.z_dim, self.action_dim, self.hidden, self.gaussians = z_dim, action_dim, hidden, gaussians
+        self.reward_kind, self.tile_reward, self.dropout = reward_kind, float(tile_reward), float(dropout)
         self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, gaussians * (2 * z_dim + 1) + 2)
 
-    def heads(self, h: torch.Tensor) -> Heads:
-        """Hidden states (..., hidden) to the head outputs; the one place that knows the head layout."""
+    def config(self) -> dict[str, int | float | str]:
+        """Constructor arguments, saved with the weights."""
+        return {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
+                "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
+                "dropout": self.dropout}
+
+    def expected_reward(self, heads: Heads) -> torch.Tensor:
+        """r_t as the dream pays it: the regressed value, or STEP_REWARD + tile_reward * P(new tile)."""
+        if self.reward_kind == "tile":
+            return STEP_REWARD + self.tile_reward * torch.sigmoid(heads.reward)
+        return heads.reward
+
+    def heads(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> Heads:
+        """Hidden states (..., hidden) to the head outputs; the one place that knows the head layout.
+
+        `mask` (..., hidden) multiplies h first: a dropout mask fixed for a whole dream.
+        """
+        if mask is not None:
+            h = h * mask
         out = self.head(h)
         k, z = self.gaussians, self.z_dim
         shape = out.shape[:-1]
@@ -77,7 +108,7 @@ class MDRNN(nn.Module):
     def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None) -> tuple[Heads, State]:
         """Sequences z (B, T, z) and actions (B, T, a) to head outputs per step and the final state."""
         out, state = self.lstm(torch.cat([z, actions], dim=-1), state)
-        return self.heads(out), state
+        return self.heads(F.dropout(out, self.dropout, self.training)), state
 
     def initial_state(self, batch: int = 1) -> State:
         """Zero (h, c) for a batch."""
@@ -90,17 +121,17 @@ class MDRNN(nn.Module):
         return state
 
     def step(self, z: torch.Tensor, action: torch.Tensor, state: State, temperature: float,
-             uniform: torch.Tensor, normal: torch.Tensor) -> tuple[torch.Tensor, Heads, State]:
+             uniform: torch.Tensor, normal: torch.Tensor, mask: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, Heads, State]:
         """One imagined step for a batch (B, ...): returns z_{t+1} sampled at tau, the heads, and the new state."""
         state = self.advance(z, action, state)
-        heads = self.heads(state[0][0])
+        heads = self.heads(state[0][0], mask)
         return sample(heads, temperature, uniform, normal), heads, state
 
 
 def save_mdrnn(path: str | Path, model: MDRNN) -> None:
     """Save M as safetensors with its config."""
-    save_weights(path, model, {"z_dim": model.z_dim, "action_dim": model.action_dim,
-                               "hidden": model.hidden, "gaussians": model.gaussians})
+    save_weights(path, model, model.config())
 
 
 def load_mdrnn(path: str | Path) -> MDRNN:

@@ -39,9 +39,9 @@ class RealFitness:
     controller: ControllerConfig
     patience: int | None
 
-    def episode(self, params: np.ndarray, seed: int) -> float:
-        """Return of the controller with flat parameters `params` on one episode seed."""
+    def episode(self, params: np.ndarray, seed: int) -> dict[str, float]:
+        """Return and steps of the controller with flat parameters `params` on one episode seed."""
         vae, mdrnn = _world_model(self.vae, self.mdrnn, _stamp(self.vae, self.mdrnn))
         c = self.controller
         controller = Controller(c.arch, vae.z_dim, mdrnn.hidden, c.hidden_units).set_flat(params).eval()
-        return run_episode(Agent(vae, mdrnn, controller), self.env, seed, c.max_steps, self.patience)["return"]
+        return run_episode(Agent(vae, mdrnn, controller), self.env, seed, c.max_steps, self.patience)

@@ -55,3 +55,9 @@ def load_frames(out_dir: str | Path, max_frames: int | None = None, seed: int = 
         keep = np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)
         frames = frames[np.sort(keep)]
     return frames
+
+
+def rollout_steps(path: str | Path) -> int:
+    """Number of env steps in a rollout file (reads only its rewards)."""
+    with np.load(path) as data:
+        return int(len(data["rewards"]))

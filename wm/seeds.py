@@ -9,6 +9,8 @@ import numpy as np
 COLLECT = 1
 CONTROLLER_TRAIN = 2
 CONTROLLER_CHECK = 3
+EXPLORE = 4
+ITERATION = 5
 EVAL_BASE = 1_000_000_000
 
 
@@ -25,6 +27,11 @@ def eval_seeds(n: int) -> list[int]:
 def trial_seeds(seed: int, generation: int, trials: int) -> list[int]:
     """Episode seeds shared by every candidate of a CMA-ES generation (common random numbers cut fitness noise)."""
     return [derive_seed(seed, CONTROLLER_TRAIN, generation, t) for t in range(trials)]
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The training seed of iteration k of the iterative procedure (iteration 0 uses `seed` itself)."""
+    return seed if iteration == 0 else derive_seed(seed, ITERATION, iteration)
 
 
 def check_seeds(seed: int, episodes: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""Train M on encoded rollouts: sub-sequences, z sampled from (mu, sigma) each epoch."""
+"""Train M on encoded rollouts: sub-sequences, z sampled from (mu, sigma) each epoch; or fine-tune a previous M."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from wm.config import MdrnnConfig
-from wm.mdrnn import MDRNN, gmm_nll
+from wm.mdrnn import MDRNN, STEP_REWARD, gmm_nll
 
 
 @dataclass
@@ -37,20 +37,37 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
     return z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]], data["dones"][idx[:, :-1]]
 
 
-def _losses(model: MDRNN, batch) -> dict[str, torch.Tensor]:
+def tile_reward(rewards: np.ndarray) -> float:
+    """What reaching a new tile pays in these rollouts (1000 / tiles on the track, the same on every track)."""
+    positive = rewards[rewards > 0]
+    if len(positive) == 0:
+        raise ValueError("mdrnn.reward is 'tile' but no rollout step reached a new tile (no positive reward)")
+    return float(np.median(positive)) - STEP_REWARD
+
+
+def _losses(model: MDRNN, batch, reward_weight: float) -> dict[str, torch.Tensor]:
     z, a, z_next, r, d = batch
-    (mus, log_sigmas, logit_pi, r_hat, d_logit), _ = model(z, a)
-    nll = gmm_nll(z_next, mus, log_sigmas, logit_pi).mean()
-    mse = F.mse_loss(r_hat, r)
-    bce = F.binary_cross_entropy_with_logits(d_logit, d)
+    heads, _ = model(z, a)
+    nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi).mean()
+    tile = (r > 0).float()
+    weight = 1.0 + (reward_weight - 1.0) * tile  # the rare reward steps count reward_weight times
+    if model.reward_kind == "tile":
+        reward_loss = F.binary_cross_entropy_with_logits(heads.reward, tile, weight=weight)
+    else:
+        reward_loss = (weight * (heads.reward - r).pow(2)).mean()
+    bce = F.binary_cross_entropy_with_logits(heads.done_logit, d)
     # Scale the NLL per latent dimension so the reward and done terms are not drowned out.
-    return {"loss": nll / model.z_dim + mse + bce, "nll": nll, "reward_mse": mse, "done_bce": bce,
-            "done_acc": ((d_logit > 0).float() == d).float().mean()}
+    return {"loss": nll / model.z_dim + reward_loss + bce, "nll": nll, "reward_loss": reward_loss,
+            "reward_mse": F.mse_loss(model.expected_reward(heads), r), "done_bce": bce,
+            "done_acc": ((heads.done_logit > 0).float() == d).float().mean()}
 
 
-def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True
-                ) -> MdrnnResult:
-    """Fit an MDRNN to the output of the encode stage; the last rollouts are held out for validation."""
+def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
+                init: MDRNN | None = None) -> MdrnnResult:
+    """Fit an MDRNN to the output of the encode stage for cfg.epochs; the last rollouts are held out for validation.
+
+    With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     data = {k: torch.from_numpy(np.asarray(latents[k], dtype=np.float32))
@@ -64,7 +81,13 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     if len(train_w) == 0:
         raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
     z_dim = data["mu"].shape[1]
-    model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians)
+    bonus = tile_reward(np.asarray(latents["rewards"])) if cfg.reward == "tile" else 0.0
+    model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians, cfg.reward, bonus, cfg.dropout)
+    if init is not None:
+        if (init.z_dim, init.hidden, init.gaussians, init.reward_kind) != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward):
+            raise ValueError("the M to fine-tune has another shape or reward head than mdrnn params ask for")
+        model.load_state_dict(init.state_dict())
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     heldout: dict[str, float] = {}
@@ -75,7 +98,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
                    disable=not progress, unit="batch")
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
-            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen))
+            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -100,7 +123,7 @@ def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.T
     sums: dict[str, float] = {}
     for i in range(0, len(windows), 256):
         starts = windows[i:i + 256]
-        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen)).items():
+        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
     model.train()
     out = {k: v / len(windows) for k, v in sums.items()}
