@@ -15,7 +15,7 @@ from imports import closure, is_wiring
 from smoke_story import smoke_story
 
 SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-STAGES = SPEC["stages"]
+STAGES = {name: spec.get("do", spec) for name, spec in SPEC["stages"].items()}  # a foreach group: its `do` stage
 CODE = ("wm/", "flows/", "ops/")
 
 

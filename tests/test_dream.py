@@ -78,7 +78,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     p = smoke_params()
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
-                           DreamConfig(temperature=1.15, patience=5))
+                           DreamConfig(temperature=1.15, patience=5, dropout=0.0))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 

@@ -99,10 +99,12 @@ def test_an_empty_params_file_is_an_error(tmp_path: Path, text: str) -> None:
 def _stage_args(stage: str) -> list[str]:
     """The stage's command line exactly as dvc.yaml spells it, its ${vars} filled in."""
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    paths = spec["vars"][0]["paths"]
-    cmd = spec["stages"][stage]["cmd"]
-    for key, value in paths.items():
-        cmd = cmd.replace("${paths." + key + "}", value)
+    scope = {f"paths.{k}": v for k, v in spec["vars"][0]["paths"].items()}
+    scope |= {f"it.{k}": v for k, v in spec["vars"][1]["it"].items()} | {"key": "1", "item": "0"}
+    stage_spec = spec["stages"][stage]
+    cmd = stage_spec.get("do", stage_spec)["cmd"]  # a foreach group: iteration 1
+    for key, value in scope.items():
+        cmd = cmd.replace("${" + key + "}", value)
     return cmd.split()[1:]
 
 
@@ -128,5 +130,6 @@ def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path, stage
     proc = subprocess.run([sys.executable, *args[:i], *args[i + 2:]], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"error: {stage}: missing --metrics; usage: python -m flows {stage}"), proc.stderr
+    flow = args[2]  # foreach groups run an existing flow: encode_iter runs `encode`
+    assert proc.stderr.startswith(f"error: {flow}: missing --metrics; usage: python -m flows {flow}"), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
