@@ -2,7 +2,10 @@
 
 Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
 a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
-moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again.
+moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again. Then the iterative
+procedure: one iteration (`iterated`), a second one (`grown`: only iteration 2 runs), and a change to iteration 1's
+CMA-ES (`reiterated`: iteration 1's controller onwards reruns, nothing of iteration 0 and not its exploration).
+The story ends with `iterations: {}` written back (not built), so later tests rebuild iteration 0 only.
 Each snapshot holds what the step ran, the finished MLflow runs, dvc.lock, metrics/controller.json,
 metrics/dream.json, metrics/evaluate.json and the model registry (versions with tags, aliases).
 Later tests may build on the project (test_rebuild changes controller.sigma0 once more and rebuilds through the
@@ -52,6 +55,10 @@ class Story:
     forced: Snapshot
     tau: Snapshot
     changed: Snapshot
+    iterated: Snapshot
+    grown: Snapshot
+    reiterated: Snapshot
+    plots: dict[str, Any]  # `dvc plots show --json` with both iterations built
 
     @property
     def tracking_uri(self) -> str:
@@ -64,7 +71,7 @@ def dvc_repro(project: Path, api_url: str, *args: str) -> list[str]:
     proc = subprocess.run(["dvc", "repro", *args], cwd=project, capture_output=True, text=True, timeout=600,
                           env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH=""))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return re.findall(r"Running stage '(\w+)'", proc.stdout + proc.stderr)
+    return re.findall(r"Running stage '([\w@]+)'", proc.stdout + proc.stderr)
 
 
 def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
@@ -105,9 +112,26 @@ def _run(project: Path, api_url: str) -> Story:
     params["controller"]["mode"] = "dream"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     changed = step(project, api_url)
-    story = Story(project, api_url, first, noop, forced, tau, changed)
-    print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}"
-                                             for k in ("first", "noop", "forced", "tau", "changed")))
+    params["iterations"] = {"1": "0"}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    iterated = step(project, api_url)
+    params["iterations"] = {"1": "0", "2": "1"}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    grown = step(project, api_url)
+    params["iterate"]["generations"] += 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    reiterated = step(project, api_url)
+    proc = subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True, text=True,
+                          timeout=300, env=subprocess_env(PYTHONPATH=""))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plots = json.loads(proc.stdout)
+    params["iterations"] = {}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    story = Story(project, api_url, first, noop, forced, tau, changed, iterated, grown, reiterated,
+                  plots)
+    print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}" for k in
+                                             ("first", "noop", "forced", "tau", "changed", "iterated", "grown",
+                                              "reiterated")))
     return story
 
 

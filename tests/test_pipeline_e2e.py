@@ -22,7 +22,7 @@ def test_dvc_repro_runs_all_then_nothing_then_only_what_changed(project: Path, p
     assert {"mean", "std", "min", "max", "episodes", "scores"} <= set(ev)
     assert ev["episodes"] == len(ev["scores"]) == 2
     assert len(list((project / "data" / "rollouts").glob("rollout_*.npz"))) == 4
-    for model in ("vae", "mdrnn", "controller"):
+    for model in ("vae", "iter0/mdrnn", "iter0/controller"):
         assert (project / "models" / f"{model}.safetensors").stat().st_size > 0
     assert json.loads((project / "metrics" / "controller.json").read_text())["params"] == 867
     assert story.first.runs == sorted(STAGES)
@@ -50,8 +50,10 @@ def test_dream_mode_trains_in_the_dream_and_scores_in_the_real_env(project: Path
     assert dream.evaluate["seeds"] == real.evaluate["seeds"]
     assert dream.lock["stages"]["evaluate"] != real.lock["stages"]["evaluate"]
 
-    gif = Image.open(story.project / "videos" / "dream.gif")
+    gif = Image.open(story.project / "videos" / "iter0" / "dream.gif")
     assert gif.format == "GIF" and gif.size == (64, 64) and gif.n_frames >= 2
+    side = Image.open(story.project / "videos" / "iter0" / "real_vs_dream.gif")
+    assert side.format == "GIF" and side.size == (2 * 130, 2 * 64) and side.n_frames >= 2
 
     from mlflow import MlflowClient
 
@@ -60,4 +62,5 @@ def test_dream_mode_trains_in_the_dream_and_scores_in_the_real_env(project: Path
                               "attributes.run_name = 'dream'", order_by=["attributes.start_time DESC"])
     latest = runs[0]
     assert latest.data.params["controller.mode"] == "dream"
-    assert [a.path for a in client.list_artifacts(latest.info.run_id, "dream")] == ["dream/dream.gif"]
+    assert sorted(a.path for a in client.list_artifacts(latest.info.run_id, "dream")) == [
+        "dream/dream.gif", "dream/real_vs_dream.gif", "dream/rewards.json", "dream/vae_recon.png"]
