@@ -4,7 +4,7 @@ Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrn
 a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
 moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again. Then the iterative
 procedure: one iteration (`iterated`), a second one (`grown`: only iteration 2 runs), and a change to iteration 1's
-CMA-ES (`reiterated`: iteration 1's controller onwards reruns, nothing of iteration 0 and not its exploration).
+CMA-ES, iterate.sigma0 (`reiterated`: iteration 1's controller onwards reruns, nothing of iteration 0 and not its exploration).
 The story ends with `iterations: {}` written back (not built), so later tests rebuild iteration 0 only.
 Each snapshot holds what the step ran, the finished MLflow runs, dvc.lock, metrics/controller.json,
 metrics/dream.json, metrics/evaluate.json and the model registry (versions with tags, aliases).
@@ -118,7 +118,7 @@ def _run(project: Path, api_url: str) -> Story:
     params["iterations"] = {"1": "0", "2": "1"}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     grown = step(project, api_url)
-    params["iterate"]["generations"] += 1
+    params["iterate"]["sigma0"] *= 2
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     reiterated = step(project, api_url)
     proc = subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True, text=True,

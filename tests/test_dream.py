@@ -146,3 +146,31 @@ def test_bad_dream_settings_are_refused(world) -> None:
         Dream(mdrnn, pool, temperature=0.0)
     with pytest.raises(ValueError, match="start_pool"):
         Dream(mdrnn, torch.randn(3, 5))
+
+
+def test_dropout_masks_are_fixed_per_dream_and_shared_by_candidates(world) -> None:
+    mdrnn, pool = world
+    flat = candidates("linear", 3)
+    policy = BatchedController("linear", flat, 8, 32, 5)
+    plain = Dream(mdrnn, pool, max_steps=15).rollout(policy, [1, 2, 3])
+    masked = Dream(mdrnn, pool, max_steps=15, dropout=0.3).rollout(policy, [1, 2, 3])
+    again = Dream(mdrnn, pool, max_steps=15, dropout=0.3).rollout(policy, [1, 2, 3])
+    assert torch.equal(masked.returns, again.returns)  # a pure function of the seeds
+    assert not torch.allclose(masked.returns, plain.returns)  # the masks change M's predictions
+    for i in range(3):  # candidate i alone meets the same masks as in the population
+        alone = Dream(mdrnn, pool, max_steps=15, dropout=0.3).rollout(
+            BatchedController("linear", flat[i:i + 1], 8, 32, 5), [1, 2, 3])
+        assert torch.allclose(masked.returns[i], alone.returns[0], atol=1e-4)
+    masks = Dream(mdrnn, pool, dropout=0.3).draw_masks(torch.Generator().manual_seed(0), 400)
+    assert set(masks.unique().tolist()) == {0.0, pytest.approx(1 / 0.7)}
+    assert abs((masks == 0).float().mean().item() - 0.3) < 0.02
+
+
+def test_tile_reward_is_carracing_s_own_reward(world) -> None:
+    mdrnn, _ = world
+    tile = MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3, reward_kind="tile", tile_reward=3.4)
+    heads, _ = tile(torch.randn(2, 50, 8), torch.rand(2, 50, 3))
+    r = tile.expected_reward(heads)
+    assert r.shape == (2, 50) and bool((r > -0.1).all()) and bool((r < -0.1 + 3.4).all())
+    with pytest.raises(ValueError, match="reward_kind"):
+        MDRNN(reward_kind="huber")

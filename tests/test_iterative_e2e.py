@@ -24,7 +24,7 @@ def test_adding_an_iteration_runs_only_it_and_a_change_reruns_from_there(project
     assert sorted(story.iterated.ran) == sorted(stages(1))
     assert story.iterated.ran[:4] == stages(1)[:4]  # in dependency order
     assert sorted(story.grown.ran) == sorted(stages(2))  # iteration 1 and iteration 0 are untouched
-    # iterate.generations changed: CMA-ES of iteration 1 and everything after it; not its rollouts nor M_1
+    # iterate.sigma0 changed: CMA-ES of iteration 1 and everything after it; not its rollouts nor M_1
     assert sorted(story.reiterated.ran) == sorted(stages(1, "controller_iter") + stages(2))
 
 
@@ -39,8 +39,8 @@ def test_iterations_train_only_in_the_dream_and_count_real_steps(project: Path, 
         lengths = load_npz(project / "data" / f"iter{k}" / "latents.npz")["lengths"]
         assert row["collected_steps"] == row["real_steps"] == int(np.sum(lengths))  # no real-env fitness at all
         assert row["fitness_steps"] == 0
-        assert json.loads((project / "metrics" / (f"iter{k}/" if k else "") / "controller.json").read_text()
-                          if k else (project / "metrics" / "controller.json").read_text())["real_steps"] == 0
+        trained = project / "metrics" / (f"iter{k}" if k else ".") / "controller.json"
+        assert json.loads(trained.read_text())["real_steps"] == 0
     assert rows[0]["collected_steps"] == 4 * 60  # smoke: 4 random rollouts of 60 steps
     assert rows[1]["collected_steps"] - rows[0]["collected_steps"] == json.loads(
         (project / "metrics" / "iter1" / "explore.json").read_text())["real_steps"]

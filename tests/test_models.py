@@ -107,3 +107,51 @@ def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
             _, heads, state = m.step(z[:, t], a[:, t], state, 1.0, torch.zeros(2, 1), zero_noise)
             for name in Heads._fields:
                 assert torch.allclose(getattr(heads, name), getattr(seq, name)[:, t], atol=1e-5), name
+
+
+def _latents(n_rollouts: int = 6, steps: int = 80, seed: int = 0) -> dict[str, np.ndarray]:
+    """Synthetic encoded rollouts: a new tile (reward 1000/300 - 0.1) exactly when z[0] > 1, else -0.1."""
+    rng = np.random.default_rng(seed)
+    n = n_rollouts * steps
+    mu = rng.standard_normal((n, 4)).astype(np.float32)
+    rewards = np.where(mu[:, 0] > 1.0, 1000 / 300 - 0.1, -0.1).astype(np.float32)
+    return {"mu": mu, "logsigma": np.full((n, 4), -3.0, np.float32), "actions": rng.random((n, 3), np.float32),
+            "rewards": rewards, "dones": np.zeros(n, np.float32), "lengths": np.full(n_rollouts, steps)}
+
+
+def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> None:
+    from wm.config import MdrnnConfig
+    from wm.train_mdrnn import train_mdrnn
+
+    # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
+    data = _latents()
+    cfg = MdrnnConfig(hidden=16, gaussians=2, seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
+                      reward="tile", reward_weight=3.0, dropout=0.05)
+    model = train_mdrnn(data, cfg, seed=0, progress=False).model
+    assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
+    with torch.no_grad():
+        heads, _ = model(torch.from_numpy(data["mu"][None]), torch.from_numpy(data["actions"][None]))
+        r = model.expected_reward(heads)[0].numpy()
+    tile = data["rewards"] > 0
+    assert r[tile].mean() > 1.0 > r[~tile].mean()
+    # fine-tuning starts from the given M, not from scratch
+    one = cfg.model_copy(update={"epochs": 1, "lr": 1e-6})
+    tuned = train_mdrnn(data, one, seed=1, progress=False, init=model).model
+    assert all(torch.allclose(a, b, atol=1e-3) for a, b in zip(tuned.parameters(), model.parameters()))
+    with pytest.raises(ValueError, match="no rollout step reached a new tile"):
+        train_mdrnn(data | {"rewards": np.full_like(data["rewards"], -0.1)}, cfg, progress=False)
+
+
+def test_cma_es_warm_starts_from_x0() -> None:
+    from wm.cmaes import train_cmaes
+    from wm.config import ControllerConfig
+
+    cfg = ControllerConfig(mode="dream", arch="linear", hidden_units=1, population=4, trials=1, generations=2,
+                           sigma0=1e-6, max_steps=2, eval_every=1, eval_episodes=1)
+    x0 = np.linspace(-1, 1, 5)
+    result = train_cmaes(5, cfg, lambda cands, seeds: [-float(np.sum(c**2)) for c in cands], seed=0, x0=x0)
+    assert np.allclose(result.best_params, x0, atol=1e-4)
+    assert [r["real_steps"] for r in result.history] == [0.0, 0.0]
+    assert [c["generation"] for c in result.checks] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="x0 has shape"):
+        train_cmaes(4, cfg, lambda cands, seeds: [0.0] * len(cands), x0=x0)

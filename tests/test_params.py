@@ -34,6 +34,12 @@ BAD = [
     (["dream", "temperature"], 0, "dream.temperature"),
     (["controller", "temperature"], 1.0, "controller.temperature: unknown key"),
     (["evaluate", "max_steps"], 5000, "evaluate.max_steps"),
+    (["iterations"], {1: 0}, "iterations: must map each iteration k to k-1"),  # DVC's foreach drops int keys
+    (["iterations"], {"1": "0", "3": "2"}, "iterations"),
+    (["iterations"], ["1"], "iterations: must be a mapping"),
+    (["mdrnn", "reward"], "huber", "mdrnn.reward"),
+    (["dream", "dropout"], 1.0, "dream.dropout"),
+    (["iterate", "noise"], -0.1, "iterate.noise"),
 ]
 
 
@@ -53,6 +59,17 @@ def test_cross_field_check(tmp_path: Path) -> None:
     f.write_text(yaml.safe_dump(data))
     with pytest.raises(ParamsError, match="mdrnn.seq_len"):
         load_params(f)
+
+
+def test_iterations_need_the_dream(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(_with(["iterations"], {"1": "0"})))  # smoke trains C in the real env
+    with pytest.raises(ParamsError, match="iterations need controller.mode: dream"):
+        load_params(f)
+    data = _with(["iterations"], {"1": "0", "2": "1"})
+    data["controller"]["mode"] = "dream"
+    f.write_text(yaml.safe_dump(data))
+    assert load_params(f).iterations == {"1": "0", "2": "1"}
 
 
 PROFILES = ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "params").glob("*.yaml"))]

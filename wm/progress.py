@@ -41,8 +41,10 @@ def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]],
             if curve:
                 ax.plot([c["real_steps"] for c in curve], [c["check_mean_return"] for c in curve], color="tab:gray",
                         alpha=0.5, lw=1, label="real-env CMA-ES: check score while training" if i == 0 else None)
+            bound = " (steps: upper bound)" if run.get("real_steps_is_upper_bound") else ""
             ax.errorbar([run["real_steps"]], [run["eval_mean"]], yerr=[run["eval_std"]], fmt="s", color="tab:gray",
-                        capsize=3, label="real-env CMA-ES: final C" if i == 0 else None)
+                        capsize=3, alpha=0.8, label=f"real-env CMA-ES, default profile, one per seed{bound}"
+                        if i == 0 else None)
     x = [r["real_steps"] for r in rows]
     y = [r["eval_mean"] for r in rows]
     ax.errorbar(x, y, yerr=[r["eval_std"] for r in rows], fmt="o-", color="tab:blue", capsize=3,
