@@ -40,7 +40,7 @@ def dream_flow(vae: str, mdrnn: str, latents: str, controller: str, video: str, 
         # CarRacing runs at 50 fps: every 2nd frame at 25 fps is real time. Native 64x64 keeps the file near 1 MB.
         write_gif(video, frames[::2], fps=25)
 
-        trace = real_trace(Agent(v, m, c), p.env, eval_seeds(1)[0], p.controller.max_steps)
+        trace = real_trace(Agent(v, m, c), p.env, eval_seeds(1)[0], p.evaluate.max_steps)
         predicted = predicted_rewards(m, v, trace)
         dreamed, dream_rewards = open_loop_dream(m, v, trace, p.dream.temperature, p.seed)
         real_r = trace["rewards"]

@@ -124,7 +124,8 @@ def _run(project: Path, api_url: str) -> Story:
     proc = subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True, text=True,
                           timeout=300, env=subprocess_env(PYTHONPATH=""))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    plots = json.loads(proc.stdout)
+    shown = json.loads(proc.stdout)
+    plots = shown.get("data", shown)  # DVC 3 nests the plots, and any errors, under "data"
     params["iterations"] = {}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     story = Story(project, api_url, first, noop, forced, tau, changed, iterated, grown, reiterated,

@@ -161,7 +161,7 @@ def test_rebuild_refused_while_another_holds_the_lock(project: Path, prefect_ser
     # the project was never built, so anything that ran would have left something behind
     assert sorted(p.name for p in project.iterdir()) == sorted(
         [".git", ".gitignore", ".dvc", ".dvcignore", ".wm-rebuild.lock", "dvc.yaml", "flows", "ops", "params",
-         "params.yaml", "wm"])
+         "params.yaml", "reference", "wm"])
     assert sorted(p.name for p in (project / ".dvc").iterdir()) == ["config"]
 
 

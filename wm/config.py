@@ -100,6 +100,9 @@ class DreamConfig(_Section):
     temperature: float = Field(gt=0, le=5)  # tau: mixture logits / tau, noise * sqrt(tau)
     patience: int | None = Field(ge=1)  # as real.patience, on the dream's reward
     dropout: float = Field(ge=0, lt=1)  # one dropout mask on M's h per dream, fixed for the whole episode
+    # where dreams start: a real first frame with M's zero state, or any real frame with M's state after reading
+    # its rollout up to there (short dreams from where the data is)
+    start: Literal["first_frame", "burned_in"]
 
 
 class IterateConfig(_Section):

@@ -1,7 +1,8 @@
 """The dream: CarRacing as M imagines it, stepped as one batch of tensors over candidates x trials.
 
-Each dream starts from the latent of a real first frame (taken from the encoded rollouts) with a zero LSTM state.
-At every step C acts on (z, h); M consumes (z, env action), its reward head gives r_t, its done head ends the
+A dream starts from a real state, drawn from a start pool: either the latent of a real first frame with M's zero state
+(`first_frame_starts`), or any real frame of any rollout with M's state after reading that rollout up to it
+(`burned_in_starts`), so that short dreams begin where the data is and M has not yet drifted. At every step C acts on (z, h); M consumes (z, env action), its reward head gives r_t, its done head ends the
 episode when P(done) > 0.5, and z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every
 dream draws one dropout mask on M's h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream
 runs a slightly different M and a controller cannot rely on one model's mistakes.
@@ -31,6 +32,51 @@ def initial_latents(latents: dict[str, np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.asarray(latents["mu"][starts], dtype=np.float32))
 
 
+@dataclass
+class StartPool:
+    """Real states a dream can start from: latents z (N, z) and M's state (h, c) there, each (N, hidden)."""
+
+    z: torch.Tensor
+    h: torch.Tensor
+    c: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+
+def first_frame_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray]) -> StartPool:
+    """Every rollout's encoded first frame with M's zero state."""
+    z = initial_latents(latents)
+    zeros = torch.zeros(len(z), mdrnn.hidden)
+    return StartPool(z, zeros, zeros.clone())
+
+
+@torch.no_grad()
+def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: int = 32, seed: int = 0
+                     ) -> StartPool:
+    """`per_rollout` random real frames of every rollout, each with M's state after reading the rollout (mu and
+    the actions taken) up to that frame: M starts from where the data is, with the memory it would have there.
+
+    All rollouts advance together, one batched LSTM step per frame."""
+    lengths = np.asarray(latents["lengths"], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rng = np.random.default_rng(seed)
+    picks = [np.sort(rng.choice(n, size=min(per_rollout, int(n)), replace=False)) for n in lengths]
+    mu, actions = np.asarray(latents["mu"], dtype=np.float32), np.asarray(latents["actions"], dtype=np.float32)
+    state = mdrnn.initial_state(len(lengths))
+    zs, hs, cs = [], [], []
+    for t in range(int(max(p[-1] for p in picks)) + 1):
+        # rollouts shorter than t repeat their last frame; none of their picks lie beyond their length
+        rows = np.minimum(offsets + t, offsets + lengths - 1)
+        z_t = torch.from_numpy(mu[rows])
+        for i in [i for i, p in enumerate(picks) if t in p]:  # the state at frame t has read frames 0 .. t-1
+            zs.append(z_t[i])
+            hs.append(state[0][0, i])
+            cs.append(state[1][0, i])
+        state = mdrnn.advance(z_t, torch.from_numpy(actions[rows]), state)
+    return StartPool(torch.stack(zs), torch.stack(hs), torch.stack(cs))
+
+
 def seeded_generator(seeds: Sequence[int]) -> torch.Generator:
     """A torch generator that depends only on the list of trial seeds."""
     state = np.random.SeedSequence([int(s) for s in seeds]).generate_state(2, dtype=np.uint32)
@@ -53,24 +99,29 @@ class DreamResult:
 class Dream:
     """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop through M.step."""
 
-    def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor, temperature: float = 1.0,
+    def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if start_pool.ndim != 2 or start_pool.shape[1] != mdrnn.z_dim or len(start_pool) == 0:
-            raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(start_pool.shape)}")
+        pool = start_pool if isinstance(start_pool, StartPool) else None
+        z_pool = pool.z if pool is not None else start_pool
+        if z_pool.ndim != 2 or z_pool.shape[1] != mdrnn.z_dim or len(z_pool) == 0:
+            raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(z_pool.shape)}")
         self.mdrnn = mdrnn.eval()
         self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
-        self.start_pool = start_pool.float()
+        if pool is None:  # a bare tensor of latents starts from M's zero state
+            zeros = torch.zeros(len(z_pool), self.hidden)
+            pool = StartPool(z_pool, zeros, zeros.clone())
+        self.start_pool = StartPool(pool.z.float(), pool.h.float(), pool.c.float())
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
 
-    def start(self, gen: torch.Generator, trials: int) -> torch.Tensor:
-        """Initial latents (T, z): one real first frame per trial."""
+    def start(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One real start per trial: latents (T, z) and M's state there, h and c (T, hidden)."""
         idx = torch.randint(len(self.start_pool), (trials,), generator=gen)
-        return self.start_pool[idx]
+        return self.start_pool.z[idx], self.start_pool.h[idx], self.start_pool.c[idx]
 
     def draw_masks(self, gen: torch.Generator, trials: int) -> torch.Tensor | None:
         """One dropout mask on h per trial (T, hidden), scaled by 1 / (1 - p); None without dropout."""
@@ -100,18 +151,21 @@ class Dream:
         reward = self.mdrnn.expected_reward(heads)
         return (z_next.view(p, t, -1), reward.view(p, t), heads.done_logit.view(p, t) > 0.0, state)
 
-    def initial_state(self, batch: int) -> State:
-        """M's zero state for a flat batch of P x T dreams."""
-        return self.mdrnn.initial_state(batch)
+    def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> State:
+        """M's state for a flat batch of P x T dreams from the trials' start states (T, hidden)."""
+        t = len(h)
+        return (h.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous(),
+                c.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous())
 
     @torch.no_grad()
     def rollout(self, policy: BatchedController, seeds: Sequence[int], record: bool = False) -> DreamResult:
         """Play every candidate of `policy` on every trial seed at once; returns (P, T) returns and lengths."""
         p, t = policy.population, len(seeds)
         gen = seeded_generator(seeds)
-        z = self.start(gen, t).unsqueeze(0).expand(p, t, self.z_dim).contiguous()
+        z0, h0, c0 = self.start(gen, t)
+        z = z0.unsqueeze(0).expand(p, t, self.z_dim).contiguous()
         masks = self.draw_masks(gen, t)
-        state = self.initial_state(p * t)
+        state = self.initial_state(h0, c0, p)
         total = torch.zeros(p, t)
         best = torch.full((p, t), -math.inf)
         since_best = torch.zeros(p, t, dtype=torch.long)
@@ -156,12 +210,13 @@ class DreamEnv(gym.Env):
         self._gen: torch.Generator | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start a dream from a real first frame; returns (z, info)."""
+        """Start a dream from a real state of the start pool; returns (z, info)."""
         super().reset(seed=seed)
         self._gen = seeded_generator([seed if seed is not None else int(self.np_random.integers(2**31))])
-        self._z = self.dream.start(self._gen, 1).view(1, 1, -1)
+        z0, h0, c0 = self.dream.start(self._gen, 1)
+        self._z = z0.view(1, 1, -1)
         self._masks = self.dream.draw_masks(self._gen, 1)
-        self._state = self.dream.initial_state(1)
+        self._state = self.dream.initial_state(h0, c0, 1)
         self._steps = 0
         return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
 

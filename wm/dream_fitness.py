@@ -1,7 +1,7 @@
 """Dream fitness for CMA-ES: candidates' returns in M's dream at temperature tau, a whole population per call.
 
-Built once per flow from paths and config. The dream starts from the encoded first frames of real rollouts and is
-loaded once per process and reused.
+Built once per flow from paths and config. Dreams start from real states of the encoded rollouts (first frames, or
+any frame with M burned in, by `dream.start`); the dream is loaded once per process and reused.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController
-from wm.dream import Dream, initial_latents
+from wm.dream import Dream, burned_in_starts, first_frame_starts
 from wm.io import load_npz
 from wm.mdrnn import load_mdrnn
 
@@ -26,14 +26,15 @@ def _stamp(*paths: str | Path) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           dropout: float, stamp: tuple[float, ...]) -> Dream:
-    return Dream(load_mdrnn(mdrnn_path), initial_latents(load_npz(latents_path)), temperature, max_steps, patience,
-                 dropout)
+           dropout: float, start: str, stamp: tuple[float, ...]) -> Dream:
+    mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
+    pool = burned_in_starts(mdrnn, latents) if start == "burned_in" else first_frame_starts(mdrnn, latents)
+    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout)
 
 
 @dataclass(frozen=True)
 class DreamFitness:
-    """Candidates' returns in M's dream at temperature tau, starting from the encoded first frames of real rollouts."""
+    """Candidates' returns in M's dream at temperature tau, starting from real states (`dream.start`)."""
 
     mdrnn: str
     latents: str
@@ -43,7 +44,8 @@ class DreamFitness:
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
-                      self.dream.patience if patience else None, self.dream.dropout, _stamp(self.mdrnn, self.latents))
+                      self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
+                      _stamp(self.mdrnn, self.latents))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
