@@ -2,10 +2,11 @@
 
 A dream starts from a real state drawn from a start pool: the latent of a real first frame with M's zero state
 (`first_frame_starts`), or any real frame of any rollout with M's state after reading that rollout up to it
-(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. At every step C acts on
-(z, h); M consumes (z, env action), its reward head gives r_t, its done head ends the episode when P(done) > 0.5,
-and z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every dream draws one dropout mask on M's h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream
-runs a slightly different M and a controller cannot rely on one model's mistakes.
+(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. At every step C acts on (z, h);
+M consumes (z, env action), its reward head gives r_t, its done head ends the episode when P(done) > 0.5, and
+z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every dream draws one dropout mask on M's
+h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream runs a slightly different M and a
+controller cannot rely on one model's mistakes.
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
