@@ -40,7 +40,23 @@ BAD = [
     (["mdrnn", "reward"], "huber", "mdrnn.reward"),
     (["dream", "dropout"], 1.0, "dream.dropout"),
     (["iterate", "noise"], -0.1, "iterate.noise"),
+    # strict types: no booleans, fractions or text where a number belongs, and only finite numbers
+    (["evaluate", "episodes"], True, "evaluate.episodes: Input should be a valid integer, got true"),
+    (["collect", "rollouts"], 2.5, "collect.rollouts: Input should be a valid integer, got 2.5"),
+    (["collect", "rollouts"], 4.0, "collect.rollouts: Input should be a valid integer, got 4.0"),
+    (["vae", "lr"], float("nan"), "vae.lr: Input should be a finite number"),
+    (["controller", "sigma0"], float("inf"), "controller.sigma0: Input should be a finite number"),
+    (["vae", "lr"], "1e-3", "write 1.0e-3"),
+    (["env", "fast_render"], 1, "env.fast_render: Input should be a valid boolean"),
+    (["seed"], "0", "seed: Input should be a valid integer, got the text '0'"),
 ]
+
+
+def test_yaml_yes_is_not_an_integer(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(SMOKE).replace("episodes: 2", "episodes: yes"))
+    with pytest.raises(ParamsError, match="evaluate.episodes: Input should be a valid integer, got true"):
+        load_params(f)
 
 
 @pytest.mark.parametrize(("path", "value", "key"), BAD)

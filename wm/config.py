@@ -2,6 +2,8 @@
 
 Every key is required: a profile is a complete file, so each value that reaches an output is in params.yaml,
 where DVC sees it. A missing key is an error naming it, just like a bad one.
+Types are strict: an integer is an integer (not `true`, `yes` or 2.0), a number is finite (no .nan or .inf),
+a flag is `true` or `false`, and nothing is converted from a string.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class EnvConfig(_Section):
@@ -194,6 +196,19 @@ class ParamsError(ValueError):
     """A params file that does not match the schema; the message names the bad key."""
 
 
+# pydantic error types where the value's type is wrong: the message also shows the value as YAML wrote it
+_TYPE_ERRORS = {"int_type", "float_type", "bool_type", "string_type", "finite_number", "int_from_float", "dict_type"}
+
+
+def _shown(value: Any) -> str:
+    """A wrongly typed value as the user wrote it, with a hint where YAML read a number as text."""
+    if isinstance(value, str):
+        hint = " (YAML reads a number with an exponent but no dot as text: write 1.0e-3)" if re.fullmatch(
+            r"[-+]?\d+[eE][-+]?\d+", value) else ""
+        return f"the text {value!r}{hint}"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def _format(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<root>"
@@ -203,6 +218,8 @@ def _format(err: ValidationError, source: str) -> str:
     elif first["type"] == "missing":
         msg = "missing key (every key is required: profiles are complete files)"
     msg = msg.removeprefix("Value error, ")
+    if first["type"] in _TYPE_ERRORS:
+        msg = f"{msg}, got {_shown(first['input'])}"
     more = len(err.errors()) - 1
     tail = f" (and {more} more)" if more else ""
     return f"{source}: {key}: {msg}{tail}"
