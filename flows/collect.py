@@ -25,16 +25,19 @@ def collect_flow(out: str, metrics: str, params_path: str = "params.yaml") -> di
     p = load_params(params_path)
     with stage_run("collect", {"seed": p.seed, "env": p.env.model_dump(), "collect": p.collect.model_dump()}) as ml:
         dropped = prepare_dir(out, p.collect.rollouts)
-        missing, stale = todo_indices(out, p.env, p.collect, p.seed)
-        todo = sorted(missing + stale)
-        print(f"{len(todo)} rollouts to collect: {len(missing)} missing, {len(stale)} made with other settings "
-              f"({p.collect.rollouts - len(todo)} reused, {len(dropped)} surplus removed)")
+        missing, stale, corrupt = todo_indices(out, p.env, p.collect, p.seed)
+        for problem in corrupt.values():
+            print(f"{problem}: collecting it again")
+        todo = sorted(missing + stale + list(corrupt))
+        print(f"{len(todo)} rollouts to collect: {len(missing)} missing, {len(stale)} made with other settings, "
+              f"{len(corrupt)} corrupt ({p.collect.rollouts - len(todo)} reused, {len(dropped)} surplus removed)")
         t0 = time.perf_counter()
         futures = [collect_one.submit(p.env, p.collect, p.seed, i, out) for i in todo]
         done = gather(futures, "collect", "rollout")
         seconds = time.perf_counter() - t0
         steps = sum(d["steps"] for d in done)
         result = {"rollouts": len(list_rollouts(out)), "collected": len(done), "recollected_stale": len(stale),
+                  "recollected_corrupt": len(corrupt),
                   "steps_collected": steps, "seconds": seconds, "steps_per_s": steps / seconds if done else 0.0,
                   "mean_random_return": sum(d["return"] for d in done) / len(done) if done else None}
         ml.log_metrics({k: v for k, v in result.items() if v is not None})

@@ -31,17 +31,20 @@ def explore_flow(vae: str, mdrnn: str, controller: str, out: str, metrics: str, 
     with stage_run(f"explore@{k}", {"seed": p.seed, "env": p.env.model_dump(),
                                     "iterate": p.iterate.model_dump(), "iteration": k}) as ml:
         dropped = prepare_dir(out, p.iterate.rollouts)
-        missing, stale = explore_todo(out, p.env, p.iterate, p.seed, k, weights)
-        todo = sorted(missing + stale)
+        missing, stale, corrupt = explore_todo(out, p.env, p.iterate, p.seed, k, weights)
+        for problem in corrupt.values():
+            print(f"{problem}: playing it again")
+        todo = sorted(missing + stale + list(corrupt))
         print(f"iteration {k}: {len(todo)} rollouts to play with C_{k - 1} + noise {p.iterate.noise} "
               f"({p.iterate.rollouts - len(todo)} reused, {len(stale)} made by another agent or settings, "
-              f"{len(dropped)} surplus removed)")
+              f"{len(corrupt)} corrupt, {len(dropped)} surplus removed)")
         t0 = time.perf_counter()
         futures = [explore_one.submit(p.env, p.iterate, p.seed, k, i, weights, out) for i in todo]
         done = gather(futures, f"explore {k}", "rollout")
         seconds = time.perf_counter() - t0
         files = list_rollouts(out)
         result = {"iteration": k, "rollouts": len(files), "collected": len(done), "recollected_stale": len(stale),
+                  "recollected_corrupt": len(corrupt),
                   "real_steps": sum(rollout_steps(f) for f in files), "seconds": seconds,
                   "mean_return": sum(d["return"] for d in done) / len(done) if done else None}
         ml.log_metrics({k_: v for k_, v in result.items() if isinstance(v, (int, float))})

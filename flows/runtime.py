@@ -16,6 +16,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from tqdm import tqdm  # noqa: E402
 
 from wm.config import ParamsError, RunnerConfig, load_params  # noqa: E402
+from wm.verify import DataError, check_latents, check_rollouts, check_weights  # noqa: E402
 
 STAGES = ("collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate", "explore")
 
@@ -66,6 +67,45 @@ def check_paths(stage: str, paths: dict[str, str]) -> None:
         what = (f"missing --{missing[0].replace('_', '-')}" if missing
                 else f"unknown option --{unknown[0].replace('_', '-')}")
         raise ValueError(f"{stage}: {what}; {_usage(stage, expected)}")
+
+
+# The inputs a stage reads, by option name, and their checks: run before the flow starts, so bad data is one line,
+# a non-zero exit and nothing written (no flow run, no MLflow run, no output).
+INPUT_CHECKS: dict[str, Callable[[str], Any]] = {
+    "rollouts": check_rollouts, "latents": check_latents, "previous": check_latents,
+    "vae": check_weights, "mdrnn": check_weights, "controller": check_weights, "init": check_weights,
+}
+
+
+def producer(path: str, lock: Path = Path("dvc.lock")) -> str | None:
+    """The dvc.lock stage whose outs hold `path`, if there is a lock and one does."""
+    import yaml
+
+    try:
+        stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    except (OSError, AttributeError, yaml.YAMLError):
+        return None
+    target = Path(path)
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            if target == Path(out["path"]) or Path(out["path"]) in target.parents:
+                return name
+    return None
+
+
+def check_inputs(paths: dict[str, str]) -> None:
+    """Check every input file the stage was given; DataError naming the file and the stage that rewrites it."""
+    for option, path in paths.items():
+        check = INPUT_CHECKS.get(option)
+        if check is None:
+            continue
+        try:
+            check(path)
+        except DataError as exc:
+            stage = producer(path)
+            fix = (f"rerun the stage that writes it: dvc repro --force --single-item {stage}, then dvc repro" if stage
+                   else "rerun the stage that writes it")
+            raise DataError(f"{exc}; {fix}") from None
 
 
 def _boot_server_in_background() -> tuple[threading.Thread, dict[str, Any]]:
@@ -155,8 +195,9 @@ def gather(futures: list, desc: str, unit: str) -> list:
 
 
 def launch(stage: str, argv: Sequence[str] = ()) -> None:
-    """CLI entry for a stage: validate params (fast, nothing written), then run `flows.<stage>`'s flow on the
-    paths given as options; the stage's imports overlap the temporary Prefect server's boot."""
+    """CLI entry for a stage: validate params and check the input files (nothing written), then run
+    `flows.<stage>`'s flow on the paths given as options; the stage's imports overlap the temporary Prefect server's
+    boot."""
     if stage not in STAGES:
         print(f"error: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
         raise SystemExit(2)
@@ -167,6 +208,7 @@ def launch(stage: str, argv: Sequence[str] = ()) -> None:
         params_path, paths = parse_args(argv)
         check_paths(stage, paths)
         params = load_params(params_path)
+        check_inputs(paths)
     except (ValueError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

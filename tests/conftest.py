@@ -93,3 +93,17 @@ def smoke_params() -> dict:
     import yaml
 
     return yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
+
+
+def stage_args(stage: str) -> list[str]:
+    """The stage's command line exactly as dvc.yaml spells it, its ${vars} filled in."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    scope = {f"paths.{k}": v for k, v in spec["vars"][0]["paths"].items()}
+    scope |= {f"it.{k}": v for k, v in spec["vars"][1]["it"].items()} | {"key": "1", "item": "0"}
+    stage_spec = spec["stages"][stage]
+    cmd = stage_spec.get("do", stage_spec)["cmd"]  # a foreach group: iteration 1
+    for key, value in scope.items():
+        cmd = cmd.replace("${" + key + "}", value)
+    return cmd.split()[1:]

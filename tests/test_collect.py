@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from conftest import REPO, smoke_params, subprocess_env
@@ -17,6 +18,7 @@ from wm.collect import collect_rollout, prepare_dir, todo_indices
 from wm.config import CollectConfig, EnvConfig
 from wm.io import load_npz
 from wm.rollouts import list_rollouts, read_meta, rollout_path
+from wm.verify import DataError, check_rollout
 
 ENV = EnvConfig(**smoke_params()["env"])
 SHORT = CollectConfig(**{**smoke_params()["collect"], "rollouts": 3, "max_steps": 40})
@@ -24,8 +26,8 @@ SHORT = CollectConfig(**{**smoke_params()["collect"], "rollouts": 3, "max_steps"
 
 def missing_indices(out, count: int) -> list[int]:
     """Indices to collect for SHORT with `count` rollouts and seed 0 (missing or stale)."""
-    missing, stale = todo_indices(out, ENV, SHORT.model_copy(update={"rollouts": count}), 0)
-    return sorted(missing + stale)
+    missing, stale, corrupt = todo_indices(out, ENV, SHORT.model_copy(update={"rollouts": count}), 0)
+    return sorted(missing + stale + list(corrupt))
 
 
 def test_same_params_give_byte_identical_rollouts(tmp_path: Path) -> None:
@@ -67,18 +69,16 @@ def test_rollouts_made_with_other_settings_are_collected_again(tmp_path: Path) -
     cfg = SHORT.model_copy(update={"rollouts": 2})
     for i in range(2):
         collect_rollout(ENV, cfg, 0, i, tmp_path)
-    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [])
+    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [], {})
     assert read_meta(rollout_path(tmp_path, 0))["seed"] == 0
     # every setting that decides the bytes makes the files stale; the renderer (bit-identical) does not
-    assert todo_indices(tmp_path, ENV, cfg, 1) == ([], [0, 1])
+    assert todo_indices(tmp_path, ENV, cfg, 1) == ([], [0, 1], {})
     for change in ({"max_steps": 41}, {"policy": "random_weights"}, {"gas_bias": 0.5}, {"brownian_dt": 0.05}):
-        assert todo_indices(tmp_path, ENV, cfg.model_copy(update=change), 0) == ([], [0, 1]), change
-    assert todo_indices(tmp_path, ENV.model_copy(update={"crop_rows": 80}), cfg, 0) == ([], [0, 1])
-    assert todo_indices(tmp_path, ENV.model_copy(update={"fast_render": False}), cfg, 0) == ([], [])
-    # raising the count adds only the new index; an unreadable or foreign file is stale
-    assert todo_indices(tmp_path, ENV, cfg.model_copy(update={"rollouts": 3}), 0) == ([2], [])
-    rollout_path(tmp_path, 1).write_bytes(rollout_path(tmp_path, 1).read_bytes()[:100])
-    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [1])
+        assert todo_indices(tmp_path, ENV, cfg.model_copy(update=change), 0) == ([], [0, 1], {}), change
+    assert todo_indices(tmp_path, ENV.model_copy(update={"crop_rows": 80}), cfg, 0) == ([], [0, 1], {})
+    assert todo_indices(tmp_path, ENV.model_copy(update={"fast_render": False}), cfg, 0) == ([], [], {})
+    # raising the count adds only the new index
+    assert todo_indices(tmp_path, ENV, cfg.model_copy(update={"rollouts": 3}), 0) == ([2], [], {})
     # collecting again under seed 1 rewrites exactly the files DVC must see change
     before = rollout_path(tmp_path, 0).read_bytes()
     collect_rollout(ENV, cfg, 1, 0, tmp_path)
@@ -112,5 +112,30 @@ def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> No
     # a rerun clears the leftovers and sees exactly what is missing
     prepare_dir(out, 6)
     assert all(not p.name.startswith(".") for p in out.iterdir())
-    missing, stale = todo_indices(out, EnvConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
-    assert len(missing) == 6 - len(finished) and stale == []
+    missing, stale, corrupt = todo_indices(out, EnvConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
+    assert len(missing) == 6 - len(finished) and stale == [] and corrupt == {}
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Corrupt one byte of a file in place, as a failing disk would."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_truncated_and_corrupt_rollouts_are_named_and_collected_again(tmp_path: Path) -> None:
+    cfg = SHORT.model_copy(update={"rollouts": 3})
+    for i in range(3):
+        collect_rollout(ENV, cfg, 0, i, tmp_path)
+    good = [rollout_path(tmp_path, i).read_bytes() for i in range(3)]
+    rollout_path(tmp_path, 1).write_bytes(good[1][: len(good[1]) // 2])  # truncated: no zip directory
+    flip_byte(rollout_path(tmp_path, 2), len(good[2]) // 3)  # one byte inside the compressed frames
+    missing, stale, corrupt = todo_indices(tmp_path, ENV, cfg, 0)
+    assert missing == [] and stale == [] and sorted(corrupt) == [1, 2]
+    assert all(str(rollout_path(tmp_path, i)) in corrupt[i] for i in (1, 2))
+    with pytest.raises(DataError, match="rollout_00001.npz: unreadable"):
+        check_rollout(rollout_path(tmp_path, 1))
+    for i in sorted(corrupt):
+        collect_rollout(ENV, cfg, 0, i, tmp_path)
+    assert [rollout_path(tmp_path, i).read_bytes() for i in range(3)] == good
+    assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [], {})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, stage_args, subprocess_env
 from wm.config import ParamsError, load_params
 
 SMOKE = yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
@@ -129,25 +129,13 @@ def test_an_empty_params_file_is_an_error(tmp_path: Path, text: str) -> None:
         load_params(f)
 
 
-def _stage_args(stage: str) -> list[str]:
-    """The stage's command line exactly as dvc.yaml spells it, its ${vars} filled in."""
-    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    scope = {f"paths.{k}": v for k, v in spec["vars"][0]["paths"].items()}
-    scope |= {f"it.{k}": v for k, v in spec["vars"][1]["it"].items()} | {"key": "1", "item": "0"}
-    stage_spec = spec["stages"][stage]
-    cmd = stage_spec.get("do", stage_spec)["cmd"]  # a foreach group: iteration 1
-    for key, value in scope.items():
-        cmd = cmd.replace("${" + key + "}", value)
-    return cmd.split()[1:]
-
-
 STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with(["controller", "sigma0"], -1.0)))
-    proc = subprocess.run([sys.executable, *_stage_args(stage)], cwd=tmp_path, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, *stage_args(stage)], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -158,7 +146,7 @@ def test_stage_cli_rejects_bad_params_and_writes_nothing(tmp_path: Path, stage: 
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path, stage: str) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(SMOKE))
-    args = _stage_args(stage)
+    args = stage_args(stage)
     i = args.index("--metrics")
     proc = subprocess.run([sys.executable, *args[:i], *args[i + 2:]], cwd=tmp_path, capture_output=True, text=True,
                           env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)

@@ -1,7 +1,7 @@
 """Random-policy rollouts, one compressed file per rollout, reproducible per (settings, index).
 
-A file is reused only if it was made with the same settings (seed, env, policy and its knobs, steps); any other
-file at that index is collected again. Raising the count collects only the new indices.
+A file is reused only if it passes its check (wm.verify) and was made with the same settings (seed, env, policy
+and its knobs, steps); any other file at that index is collected again. Raising the count collects only the new indices.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from wm.io import remove_stale_tmp, save_npz
 from wm.policies import BrownianPolicy, RandomWeightsPolicy
 from wm.rollouts import FORMAT, encode_meta, list_rollouts, read_meta, rollout_index, rollout_path
 from wm.seeds import COLLECT, derive_seed
+from wm.verify import DataError, check_rollout
 
 
 def rollout_settings(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int) -> dict[str, Any]:
@@ -37,20 +38,28 @@ def prepare_dir(out_dir: str | Path, count: int) -> list[Path]:
 
 
 def files_to_make(out_dir: str | Path, count: int, settings: Callable[[int], dict[str, Any]]
-                  ) -> tuple[list[int], list[int]]:
-    """(missing, stale): indices in [0, count) with no file, and with a file whose meta is not settings(index)."""
-    missing, stale = [], []
+                  ) -> tuple[list[int], list[int], dict[int, str]]:
+    """(missing, stale, corrupt) indices in [0, count): no file, a file whose meta is not settings(index), and a
+    file that fails its check (truncated, a CRC mismatch, arrays of different lengths) with what is wrong."""
+    missing, stale, corrupt = [], [], {}
     for i in range(count):
         path = rollout_path(out_dir, i)
         if not path.exists():
             missing.append(i)
-        elif read_meta(path) != {"format": FORMAT, **settings(i)}:
+            continue
+        try:
+            check_rollout(path)
+        except DataError as exc:
+            corrupt[i] = str(exc)
+            continue
+        if read_meta(path) != {"format": FORMAT, **settings(i)}:
             stale.append(i)
-    return missing, stale
+    return missing, stale, corrupt
 
 
-def todo_indices(out_dir: str | Path, env_cfg: EnvConfig, cfg: CollectConfig, seed: int) -> tuple[list[int], list[int]]:
-    """(missing, stale) random-policy rollouts: no file, or a file made under other settings."""
+def todo_indices(out_dir: str | Path, env_cfg: EnvConfig, cfg: CollectConfig, seed: int
+                 ) -> tuple[list[int], list[int], dict[int, str]]:
+    """(missing, stale, corrupt) random-policy rollouts: no file, a file made under other settings, a bad file."""
     return files_to_make(out_dir, cfg.rollouts, lambda i: rollout_settings(env_cfg, cfg, seed, i))
 
 

@@ -49,8 +49,8 @@ def explore_settings(env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteratio
 
 
 def explore_todo(out_dir: str | Path, env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration: int,
-                 weights: dict[str, str]) -> tuple[list[int], list[int]]:
-    """(missing, stale) exploration rollouts of this iteration."""
+                 weights: dict[str, str]) -> tuple[list[int], list[int], dict[int, str]]:
+    """(missing, stale, corrupt) exploration rollouts of this iteration."""
     agent = agent_digests(weights)
     return files_to_make(out_dir, cfg.rollouts, lambda i: explore_settings(env_cfg, cfg, seed, iteration, i, agent))
 

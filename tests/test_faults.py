@@ -1,0 +1,96 @@
+"""Bad data gets one line naming the file and the stage that rewrites it, a non-zero exit, and nothing written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, smoke_params, stage_args, subprocess_env
+from wm.collect import collect_rollout
+from wm.config import CollectConfig, EnvConfig
+from wm.encode import encode_rollouts
+from wm.vae import ConvVAE, save_vae
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real inputs for the downstream stages: two short CarRacing rollouts, an untrained V, their latents."""
+    root = tmp_path_factory.mktemp("inputs")
+    params = smoke_params()
+    env, cfg = EnvConfig(**params["env"]), CollectConfig(**{**params["collect"], "rollouts": 2, "max_steps": 20})
+    for i in range(2):
+        collect_rollout(env, cfg, 0, i, root / "data" / "rollouts")
+    save_vae(root / "models" / "vae.safetensors", ConvVAE(params["vae"]["z_dim"]))
+    encode_rollouts(ConvVAE(params["vae"]["z_dim"]), root / "data" / "rollouts", root / "data" / "iter0" / "latents.npz",
+                    progress=False)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    # the lock DVC would have written: which stage writes which path
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "collect": {"outs": [{"path": "data/rollouts"}]},
+        "vae": {"outs": [{"path": "models/vae.safetensors"}]},
+        "encode": {"outs": [{"path": "data/iter0/latents.npz"}]}}}))
+    return root
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def truncate(path: Path) -> None:
+    """Cut a file in half, as a full disk or a killed copy would."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_byte(path: Path) -> None:
+    """Corrupt one byte a third of the way into a file, as a failing disk would."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+CASES = [  # (stage, file to damage, how, the stage named in the fix)
+    ("vae", "data/rollouts/rollout_00001.npz", truncate, "collect"),
+    ("vae", "data/rollouts/rollout_00000.npz", flip_byte, "collect"),
+    ("encode", "models/vae.safetensors", truncate, "vae"),
+    ("mdrnn", "data/iter0/latents.npz", truncate, "encode"),
+    ("controller", "data/iter0/latents.npz", flip_byte, "encode"),
+]
+
+
+@pytest.mark.parametrize(("stage", "damaged", "damage", "producer"), CASES)
+def test_a_stage_names_a_bad_input_file_and_writes_nothing(tmp_path: Path, inputs: Path, stage: str, damaged: str,
+                                                           damage, producer: str) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(inputs), str(work)], check=True)
+    if stage == "controller":  # the controller also reads M
+        from wm.mdrnn import MDRNN, save_mdrnn
+
+        p = smoke_params()
+        save_mdrnn(work / "models" / "iter0" / "mdrnn.safetensors",
+                   MDRNN(p["vae"]["z_dim"], 3, p["mdrnn"]["hidden"], p["mdrnn"]["gaussians"]))
+    damage(work / damaged)
+    before = _files(work)
+    proc = subprocess.run([sys.executable, *stage_args(stage)], cwd=work, capture_output=True, text=True,
+                          env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {damaged}: ") and "Traceback" not in proc.stderr
+    assert f"dvc repro --force --single-item {producer}" in lines[0]
+    assert _files(work) == before  # nothing written, nothing deleted
+
+
+def test_a_missing_input_names_it_too(tmp_path: Path, inputs: Path) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(inputs), str(work)], check=True)
+    (work / "models" / "vae.safetensors").unlink()
+    proc = subprocess.run([sys.executable, *stage_args("encode")], cwd=work, capture_output=True, text=True,
+                          env=subprocess_env(PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: models/vae.safetensors: file not found; rerun the stage that writes it: "
+                                   "dvc repro --force --single-item vae, then dvc repro")
+    assert not (work / "metrics").exists()
+
