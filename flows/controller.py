@@ -14,6 +14,7 @@ from ops.tracking import stage_run
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from wm.cmaes import ScorePopulation, train_cmaes
+from wm.checkpoint import stage_checkpoint
 from wm.config import ControllerConfig, Params, load_params
 from wm.controller import Controller, load_controller, save_controller
 from wm.dream_fitness import DreamFitness
@@ -73,8 +74,10 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
     x0 = load_controller(init).get_flat() if init else None
     fitness_section = p.dream if cfg.mode == "dream" else p.real
     stage = "controller" if k == 0 else f"controller_iter@{k}"
-    with stage_run(stage, {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
-                           cfg.mode: fitness_section.model_dump(), "iteration": k}) as ml:
+    config = {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
+              cfg.mode: fitness_section.model_dump(), "iteration": k}
+    checkpoint = stage_checkpoint(stage, config, [vae, mdrnn, latents] + ([init] if init else []))
+    with stage_run(stage, config) as ml:
         score, real_steps, where = make_scorer(p, cfg, vae, mdrnn, latents)
         print(f"CMA-ES over {controller.num_params()} parameters ({cfg.arch}), population {cfg.population} "
               f"x {cfg.trials} trials, in {where}" + (f", from C of iteration {k - 1}" if init else ""))
@@ -85,7 +88,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
             bar.update(1)
             bar.set_postfix(best=f"{row['best']:.0f}", mean=f"{row['mean']:.0f}")
 
-        result = train_cmaes(controller.num_params(), cfg, score, seed, on_generation, x0, real_steps)
+        result = train_cmaes(controller.num_params(), cfg, score, seed, on_generation, x0, real_steps, checkpoint)
         bar.close()
         for row in result.checks:
             ml.log_metric("check_mean_return", row["check_mean_return"], step=int(row["generation"]))
@@ -94,7 +97,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
         out = {"mode": cfg.mode, "params": controller.num_params(), "best_check_mean_return": result.best_score,
                "final_best": result.history[-1]["best"], "final_mean": result.history[-1]["mean"],
                "generations": len(result.history), "seconds": sum(r["seconds"] for r in result.history),
-               "real_steps": real_steps(), "iteration": k}
+               "real_steps": result.real_steps, "iteration": k}
         print(f"chosen C: check return {result.best_score:.1f} ({cfg.mode})")
         ml.log_metrics({k: float(v) for k, v in out.items() if not isinstance(v, str)})
         write_json(metrics, out)
@@ -105,4 +108,5 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
                          f"{cfg.generations} generations x {cfg.population} candidates x {cfg.trials} trials "
                          f"(seed {p.seed}, iteration {k}); the chosen CMA mean returned {result.best_score:.1f} on "
                          f"{cfg.eval_episodes} check episodes.")
+        checkpoint.clear()
     return out

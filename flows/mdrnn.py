@@ -5,6 +5,7 @@ from ops.names import MDRNN
 from ops.registry import register_weights
 from ops.tracking import log_history, stage_run
 from prefect import flow
+from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
 from wm.io import load_npz, write_json
 from wm.mdrnn import load_mdrnn, save_mdrnn
@@ -23,9 +24,12 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
     k = int(iteration)
     cfg = p.mdrnn if init is None else p.mdrnn.model_copy(update={"epochs": p.iterate.mdrnn_epochs})
     stage = "mdrnn" if k == 0 else f"mdrnn_iter@{k}"
-    with stage_run(stage, {"seed": p.seed, "mdrnn": cfg.model_dump(), "iteration": k}) as ml:
+    config = {"seed": p.seed, "mdrnn": cfg.model_dump(), "iteration": k}
+    with stage_run(stage, config) as ml:
         data = load_npz(latents)
-        result = train_mdrnn(data, cfg, iteration_seed(p.seed, k), init=load_mdrnn(init) if init else None)
+        checkpoint = stage_checkpoint(stage, config, [latents] + ([init] if init else []))
+        result = train_mdrnn(data, cfg, iteration_seed(p.seed, k), init=load_mdrnn(init) if init else None,
+                             checkpoint=checkpoint)
         save_mdrnn(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]
@@ -39,4 +43,5 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
                          f"{cfg.epochs} epochs{' from M of iteration ' + str(k - 1) if init else ''} on "
                          f"{len(data['lengths'])} encoded rollouts ({len(data['mu']):,} steps, seed {p.seed}); "
                          + (f"held-out NLL {nll:.2f} per latent dimension." if nll is not None else "no held-out set."))
+        checkpoint.clear()
     return out

@@ -5,6 +5,7 @@ from ops.names import VAE
 from ops.registry import register_weights
 from ops.tracking import log_history, stage_run
 from prefect import flow
+from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
 from wm.io import write_json
 from wm.rollouts import load_frames, list_rollouts
@@ -16,10 +17,12 @@ from wm.vae import save_vae
 def vae_flow(rollouts: str, model: str, metrics: str, plot: str, params_path: str = "params.yaml") -> dict:
     """Load frames, fit the VAE, write weights, metrics and the loss curve."""
     p = load_params(params_path)
-    with stage_run("vae", {"seed": p.seed, "vae": p.vae.model_dump()}) as ml:
+    config = {"seed": p.seed, "vae": p.vae.model_dump()}
+    with stage_run("vae", config) as ml:
         frames = load_frames(rollouts, p.vae.max_frames, p.seed)
         print(f"training the VAE on {len(frames)} frames")
-        result = train_vae(frames, p.vae, p.seed)
+        checkpoint = stage_checkpoint("vae", config, [rollouts])
+        result = train_vae(frames, p.vae, p.seed, checkpoint=checkpoint)
         save_vae(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]
@@ -31,4 +34,5 @@ def vae_flow(rollouts: str, model: str, metrics: str, plot: str, params_path: st
                          f"V (z = {p.vae.z_dim}) trained {p.vae.epochs} epochs on {len(frames):,} frames of "
                          f"{len(list_rollouts(rollouts))} {p.collect.policy} rollouts (seed {p.seed}); "
                          f"held-out reconstruction error {recon:.1f} (summed squared error per frame).")
+        checkpoint.clear()
     return out

@@ -80,7 +80,7 @@ def project(tmp_path: Path) -> Path:
     (dest / ".dvc").mkdir()
     shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")
     shutil.copy2(REPO / "params" / "smoke.yaml", dest / "params.yaml")
-    (dest / ".gitignore").write_text("/data/\n/models/\n/videos/\n/mlflow.db\n/mlartifacts/\n__pycache__/\n")
+    (dest / ".gitignore").write_text("/data/\n/models/\n/videos/\n/mlflow.db\n/mlartifacts/\n/.checkpoints/\n__pycache__/\n")
     git = ["git", "-c", "user.email=ci@wm", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from wm.checkpoint import Checkpoint, restore_training, training_state
 from wm.config import MdrnnConfig
 from wm.mdrnn import MDRNN, STEP_REWARD, gmm_nll
 
@@ -63,10 +64,11 @@ def _losses(model: MDRNN, batch, reward_weight: float) -> dict[str, torch.Tensor
 
 
 def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
-                init: MDRNN | None = None) -> MdrnnResult:
+                init: MDRNN | None = None, checkpoint: Checkpoint | None = None) -> MdrnnResult:
     """Fit an MDRNN to the output of the encode stage for cfg.epochs; the last rollouts are held out for validation.
 
     With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
+    With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -91,7 +93,12 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     heldout: dict[str, float] = {}
-    for epoch in range(1, cfg.epochs + 1):
+    saved = checkpoint.load() if checkpoint else None
+    if saved is not None:
+        restore_training(model, opt, gen, *saved)
+        history, heldout = saved[1]["history"], saved[1]["heldout"]
+        print(f"mdrnn: resuming after epoch {len(history)} of {cfg.epochs} from {checkpoint.path}")
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         perm = train_w[torch.randperm(len(train_w), generator=gen)]
         sums: dict[str, float] = {}
         bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"mdrnn epoch {epoch}/{cfg.epochs}",
@@ -111,6 +118,9 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
             heldout = evaluate_mdrnn(model, data, held_w, cfg, seed)
             row.update({f"val_{k}": v for k, v in heldout.items()})
         history.append(row)
+        if checkpoint and epoch < cfg.epochs:
+            tensors, state = training_state(model, opt, gen)
+            checkpoint.save(tensors, {**state, "history": history, "heldout": heldout})
     return MdrnnResult(model.eval(), history, heldout)
 
 

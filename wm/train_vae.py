@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wm.checkpoint import Checkpoint, restore_training, training_state
 from wm.config import VaeConfig
 from wm.vae import ConvVAE, to_input, vae_loss
 
@@ -34,8 +35,13 @@ def _evaluate(model: ConvVAE, frames: torch.Tensor, cfg: VaeConfig) -> tuple[flo
     return rec_sum / len(frames), kl_sum / len(frames)
 
 
-def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool = True) -> VaeResult:
-    """Fit a ConvVAE to uint8 frames (N, 64, 64, 3); hold out a fraction for validation."""
+def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool = True,
+              checkpoint: Checkpoint | None = None) -> VaeResult:
+    """Fit a ConvVAE to uint8 frames (N, 64, 64, 3); hold out a fraction for validation.
+
+    With `checkpoint`, the state after each epoch is saved, and a run that finds one resumes after its epoch with the
+    result an uninterrupted run gives (on the same CPU model).
+    """
     if len(frames) < 2:
         raise ValueError(f"need at least 2 frames to train the VAE, got {len(frames)}")
     torch.manual_seed(seed)
@@ -48,7 +54,12 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
     model = ConvVAE(cfg.z_dim).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
-    for epoch in range(1, cfg.epochs + 1):
+    saved = checkpoint.load() if checkpoint else None
+    if saved is not None:
+        restore_training(model, opt, gen, *saved)
+        history = saved[1]["history"]
+        print(f"vae: resuming after epoch {len(history)} of {cfg.epochs} from {checkpoint.path}")
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         perm = torch.randperm(len(train), generator=gen)
         totals = np.zeros(3)
         bar = tqdm(range(0, len(train), cfg.batch_size), desc=f"vae epoch {epoch}/{cfg.epochs}",
@@ -68,5 +79,8 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
         if n_hold:
             row["val_recon"], row["val_kl"] = _evaluate(model, held, cfg)
         history.append({k: float(v) for k, v in row.items()})
+        if checkpoint and epoch < cfg.epochs:
+            tensors, state = training_state(model, opt, gen)
+            checkpoint.save(tensors, {**state, "history": history})
     hold_np = held[:8].numpy() if n_hold else train[:8].numpy()
     return VaeResult(model.to(memory_format=torch.contiguous_format).eval(), history, hold_np)
