@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import subprocess
 import sys
 import threading
 from contextlib import contextmanager
@@ -120,6 +121,11 @@ def _boot_server_in_background() -> tuple[threading.Thread, dict[str, Any]]:
             server = SubprocessASGIServer()
             server.start()
             box["server"] = server
+            # a watchdog stops the server if this process is killed before it can (flows/watchdog.py)
+            box["watchdog"] = subprocess.Popen(
+                [sys.executable, "-m", "flows.watchdog", str(os.getpid()), str(server.server_process.pid)],
+                cwd=Path(__file__).parents[1], start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except BaseException as exc:  # re-raised on the main thread
             box["error"] = exc
 

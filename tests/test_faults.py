@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import REPO, smoke_params, stage_args, subprocess_env
 from wm.collect import collect_rollout
 from wm.config import CollectConfig, EnvConfig
 from wm.encode import encode_rollouts
+from wm.mdrnn import MDRNN, save_mdrnn
 from wm.vae import ConvVAE, save_vae
 
 
@@ -24,6 +26,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(2):
         collect_rollout(env, cfg, 0, i, root / "data" / "rollouts")
     save_vae(root / "models" / "vae.safetensors", ConvVAE(params["vae"]["z_dim"]))
+    save_mdrnn(root / "models" / "iter0" / "mdrnn.safetensors",
+               MDRNN(params["vae"]["z_dim"], 3, params["mdrnn"]["hidden"], params["mdrnn"]["gaussians"]))
     encode_rollouts(ConvVAE(params["vae"]["z_dim"]), root / "data" / "rollouts", root / "data" / "iter0" / "latents.npz",
                     progress=False)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -65,12 +69,6 @@ def test_a_stage_names_a_bad_input_file_and_writes_nothing(tmp_path: Path, input
                                                            damage, producer: str) -> None:
     work = tmp_path / "work"
     subprocess.run(["cp", "-a", str(inputs), str(work)], check=True)
-    if stage == "controller":  # the controller also reads M
-        from wm.mdrnn import MDRNN, save_mdrnn
-
-        p = smoke_params()
-        save_mdrnn(work / "models" / "iter0" / "mdrnn.safetensors",
-                   MDRNN(p["vae"]["z_dim"], 3, p["mdrnn"]["hidden"], p["mdrnn"]["gaussians"]))
     damage(work / damaged)
     before = _files(work)
     proc = subprocess.run([sys.executable, *stage_args(stage)], cwd=work, capture_output=True, text=True,
@@ -94,3 +92,47 @@ def test_a_missing_input_names_it_too(tmp_path: Path, inputs: Path) -> None:
                                    "dvc repro --force --single-item vae, then dvc repro")
     assert not (work / "metrics").exists()
 
+
+
+def _run_stage(work: Path, stage: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *stage_args(stage)], cwd=work, capture_output=True, text=True,
+                          env=subprocess_env(PYTHONPATH=str(REPO), **env), timeout=300)
+
+
+def test_a_killed_controller_leaves_no_process_and_resumes_to_the_same_weights(
+        tmp_path: Path, inputs: Path, prefect_server: str) -> None:
+    import psutil
+
+    params = smoke_params()
+    params["controller"].update(mode="dream", generations=30, population=4)
+    for name in ("killed", "whole"):
+        subprocess.run(["cp", "-a", str(inputs), str(tmp_path / name)], check=True)
+        (tmp_path / name / "params.yaml").write_text(yaml.safe_dump(params))
+    killed, checkpoint = tmp_path / "killed", tmp_path / "killed" / ".checkpoints" / "controller.safetensors"
+    env = {k: v for k, v in subprocess_env(PYTHONPATH=str(REPO)).items() if k != "PREFECT_API_URL"}
+    # no PREFECT_API_URL: the stage starts its own temporary Prefect server, the process an early kill orphaned
+    proc = subprocess.Popen([sys.executable, *stage_args("controller")], cwd=killed, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not checkpoint.exists():
+            assert proc.poll() is None, "controller finished before it could be killed"
+            assert time.time() < deadline, "controller never wrote a checkpoint"
+            time.sleep(0.2)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert any("uvicorn" in " ".join(c.cmdline()) for c in family), "no temporary server to orphan"
+    finally:
+        proc.kill()  # the stage process alone, as the OOM killer would
+        proc.wait()
+    gone, alive = psutil.wait_procs(family, timeout=20)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+    assert not (killed / "models" / "iter0" / "controller.safetensors").exists()
+
+    resumed = _run_stage(killed, "controller", PREFECT_API_URL=prefect_server)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "cma-es: resuming after generation" in resumed.stdout + resumed.stderr
+    assert not checkpoint.exists()  # done: the checkpoint is gone
+    whole = _run_stage(tmp_path / "whole", "controller", PREFECT_API_URL=prefect_server)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    weights = "models/iter0/controller.safetensors"
+    assert (killed / weights).read_bytes() == (tmp_path / "whole" / weights).read_bytes()
