@@ -119,7 +119,8 @@ def _boot_server_in_background() -> tuple[threading.Thread, dict[str, Any]]:
 
             # Prefect's own singleton: any code path that would start a temporary server reuses this one.
             server = SubprocessASGIServer()
-            server.start()
+            # a fresh PREFECT_HOME migrates its database first: Prefect's 20 s default is too short on 2 slow cores
+            server.start(timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
             box["server"] = server
             # a watchdog stops the server if this process is killed before it can (flows/watchdog.py)
             box["watchdog"] = subprocess.Popen(
@@ -163,8 +164,10 @@ def prefect_api(while_booting: Callable[[], None] = lambda: None) -> Iterator[No
     os.environ["PREFECT_API_URL"] = server.api_url  # worker processes inherit it
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
-            APILogWorker.drain_all(timeout=5)
+            try:
+                yield
+            finally:  # a failed stage's logs too reach the server before it stops
+                APILogWorker.drain_all(timeout=5)
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()

@@ -1,6 +1,7 @@
 """Bad data gets one line naming the file and the stage that rewrites it, a non-zero exit, and nothing written."""
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import yaml
 from conftest import REPO, smoke_params, stage_args, subprocess_env
 from wm.collect import collect_rollout
 from wm.config import CollectConfig, EnvConfig
+from wm.controller import Controller, save_controller
 from wm.encode import encode_rollouts
 from wm.mdrnn import MDRNN, save_mdrnn
 from wm.vae import ConvVAE, save_vae
@@ -136,3 +138,27 @@ def test_a_killed_controller_leaves_no_process_and_resumes_to_the_same_weights(
     assert whole.returncode == 0, whole.stderr[-3000:]
     weights = "models/iter0/controller.safetensors"
     assert (killed / weights).read_bytes() == (tmp_path / "whole" / weights).read_bytes()
+
+
+def test_a_failing_stage_reports_its_error_before_the_temporary_server_stops(tmp_path: Path, inputs: Path) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(inputs), str(work)], check=True)
+    home = tmp_path / "prefect_home"  # the temporary server keeps its database here
+    env = {k: v for k, v in subprocess_env(PYTHONPATH=str(REPO), PREFECT_HOME=str(home)).items()
+           if k != "PREFECT_API_URL"}
+    # evaluate plays its episodes, then fails inside its flow: the controller stage's metrics are missing
+    p = smoke_params()
+    save_controller(work / "models" / "iter0" / "controller.safetensors",
+                    Controller(p["controller"]["arch"], p["vae"]["z_dim"], p["mdrnn"]["hidden"],
+                               p["controller"]["hidden_units"]))
+    args = stage_args("evaluate")
+    proc = subprocess.run([sys.executable, *args], cwd=work, capture_output=True, text=True, env=env, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "metrics/controller.json" in out and "evaluation: " in out  # the error, and the flow's own log
+    assert "Error logging to API" not in out and "All connection attempts failed" not in out, out[-3000:]
+    # the failure's logs reached the server (what its UI shows) before it stopped
+    with sqlite3.connect(home / "prefect.db") as db:
+        logged = [m for (m,) in db.execute("SELECT message FROM log")]
+    assert any("metrics/controller.json" in m for m in logged), logged[-10:]
+    assert any(m.startswith("evaluation: ") for m in logged)
