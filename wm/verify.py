@@ -2,6 +2,7 @@
 
 A rollout or latents .npz is a zip whose every member carries a CRC-32: reading a member to its end checks it, so a
 truncated file (no central directory) and a corrupt one (a CRC mismatch) are both caught here, with the file named.
+Light on purpose (numpy only): every stage runs these checks before its heavy imports.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
-from wm.rollouts import list_rollouts
 
 ROLLOUT_KEYS = ("actions", "dones", "frames", "meta", "rewards")
 LATENT_KEYS = ("actions", "dones", "lengths", "logsigma", "mu", "rewards")
@@ -58,7 +57,7 @@ def check_rollout(path: str | Path) -> dict[str, np.ndarray]:
 
 def check_rollouts(directory: str | Path) -> int:
     """Check every rollout file in `directory`; return how many there are (DataError on the first bad one)."""
-    paths = list_rollouts(directory)
+    paths = sorted(Path(directory).glob("rollout_*.npz"))  # as wm.rollouts.list_rollouts, without importing torch
     if not paths:
         raise DataError(f"{directory}: no rollout files")
     for path in paths:
@@ -85,7 +84,7 @@ def check_weights(path: str | Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # numpy, not torch: the weights are float32
             for key in f.keys():
                 f.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as exc:
