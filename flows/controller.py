@@ -76,7 +76,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
     stage = "controller" if k == 0 else f"controller_iter@{k}"
     config = {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
               cfg.mode: fitness_section.model_dump(), "iteration": k}
-    checkpoint = stage_checkpoint(stage, config, [vae, mdrnn, latents] + ([init] if init else []))
+    checkpoint = stage_checkpoint(stage, config, [vae, mdrnn, latents, __file__] + ([init] if init else []))
     with stage_run(stage, config) as ml:
         score, real_steps, where = make_scorer(p, cfg, vae, mdrnn, latents)
         print(f"CMA-ES over {controller.num_params()} parameters ({cfg.arch}), population {cfg.population} "

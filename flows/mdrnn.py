@@ -27,7 +27,7 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
     config = {"seed": p.seed, "mdrnn": cfg.model_dump(), "iteration": k}
     with stage_run(stage, config) as ml:
         data = load_npz(latents)
-        checkpoint = stage_checkpoint(stage, config, [latents] + ([init] if init else []))
+        checkpoint = stage_checkpoint(stage, config, [latents, __file__] + ([init] if init else []))
         result = train_mdrnn(data, cfg, iteration_seed(p.seed, k), init=load_mdrnn(init) if init else None,
                              checkpoint=checkpoint)
         save_mdrnn(model, result.model)

@@ -21,7 +21,7 @@ def vae_flow(rollouts: str, model: str, metrics: str, plot: str, params_path: st
     with stage_run("vae", config) as ml:
         frames = load_frames(rollouts, p.vae.max_frames, p.seed)
         print(f"training the VAE on {len(frames)} frames")
-        checkpoint = stage_checkpoint("vae", config, [rollouts])
+        checkpoint = stage_checkpoint("vae", config, [rollouts, __file__])
         result = train_vae(frames, p.vae, p.seed, checkpoint=checkpoint)
         save_vae(model, result.model)
         log_history(ml, result.history, "epoch")
