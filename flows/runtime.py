@@ -70,12 +70,16 @@ def check_paths(stage: str, paths: dict[str, str]) -> None:
         raise ValueError(f"{stage}: {what}; {_usage(stage, expected)}")
 
 
-# The inputs a stage reads, by option name, and their checks: run before the flow starts, so bad data is one line,
-# a non-zero exit and nothing written (no flow run, no MLflow run, no output).
-INPUT_CHECKS: dict[str, Callable[[str], Any]] = {
-    "rollouts": check_rollouts, "latents": check_latents, "previous": check_latents,
-    "vae": check_weights, "mdrnn": check_weights, "controller": check_weights, "init": check_weights,
-}
+# The options that name files a stage reads; each is checked by what it is (a rollouts folder, a latents .npz,
+# safetensors weights; a JSON file is not checked) before the flow starts, so bad data is one line, a non-zero exit
+# and nothing written (no flow run, no MLflow run, no output).
+INPUT_OPTIONS = ("rollouts", "latents", "previous", "vae", "mdrnn", "controller", "init")
+
+
+def _check_for(option: str, path: str) -> Callable[[str], Any] | None:
+    if option == "rollouts":
+        return check_rollouts
+    return {".npz": check_latents, ".safetensors": check_weights}.get(Path(path).suffix)
 
 
 def producer(path: str, lock: Path = Path("dvc.lock")) -> str | None:
@@ -97,7 +101,7 @@ def producer(path: str, lock: Path = Path("dvc.lock")) -> str | None:
 def check_inputs(paths: dict[str, str]) -> None:
     """Check every input file the stage was given; DataError naming the file and the stage that rewrites it."""
     for option, path in paths.items():
-        check = INPUT_CHECKS.get(option)
+        check = _check_for(option, path) if option in INPUT_OPTIONS else None
         if check is None:
             continue
         try:

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the group marks into scheduling groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep every e2e test on one xdist worker: they share the smoke story, which runs once per worker."""
     for item in items:
