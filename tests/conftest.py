@@ -22,9 +22,10 @@ BIN = Path(sys.executable).parent
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the group marks into scheduling groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep every e2e test on one xdist worker: they share the smoke story, which runs once per worker."""
+    """Keep every test that reads the smoke story on one xdist worker: the story runs once per worker."""
     for item in items:
-        if item.get_closest_marker("e2e"):
+        fn = getattr(item, "function", None)
+        if fn is not None and "smoke_story" in fn.__code__.co_names:
             item.add_marker(pytest.mark.xdist_group("smoke_story"))
 
 

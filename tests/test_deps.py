@@ -65,9 +65,11 @@ def test_wm_has_no_orchestration_imports() -> None:
 
 def _dvc_status(project: Path) -> dict:
     """What `dvc status --json` prints, from DVC's own Repo.status in this process (a CLI start costs 1-2 s)."""
+    from contextlib import chdir
+
     from dvc.repo import Repo
 
-    with Repo(str(project)) as repo:
+    with chdir(project), Repo(".") as repo:  # from the repo root its stages are named as the CLI names them
         return repo.status()
 
 

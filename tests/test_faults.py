@@ -107,6 +107,7 @@ def test_a_killed_controller_leaves_no_process_and_resumes_to_the_same_weights(
 
     params = smoke_params()
     params["controller"].update(mode="dream", generations=12, population=4)
+    params["runner"].update(kind="process")  # worker processes too must not outlive the stage
     for name in ("killed", "whole"):
         subprocess.run(["cp", "-a", str(inputs), str(tmp_path / name)], check=True)
         (tmp_path / name / "params.yaml").write_text(yaml.safe_dump(params))
