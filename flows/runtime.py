@@ -225,6 +225,8 @@ def launch(stage: str, argv: Sequence[str] = ()) -> None:
     except (ValueError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if params.runner.kind == "ray":  # Ray's workers do not run in this directory: hand them absolute paths
+        paths = {name: str(Path(path).resolve()) for name, path in paths.items()}
     loaded: dict[str, Any] = {}
 
     def load() -> None:
