@@ -139,3 +139,15 @@ def test_truncated_and_corrupt_rollouts_are_named_and_collected_again(tmp_path: 
         collect_rollout(ENV, cfg, 0, i, tmp_path)
     assert [rollout_path(tmp_path, i).read_bytes() for i in range(3)] == good
     assert todo_indices(tmp_path, ENV, cfg, 0) == ([], [], {})
+
+
+def test_rollouts_collected_in_threads_are_the_same_bytes(tmp_path: Path) -> None:
+    # runner.kind: thread collects rollouts in threads of one process; pygame must not mix their frames
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = SHORT.model_copy(update={"rollouts": 4})
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda i: collect_rollout(ENV, cfg, 0, i, tmp_path / "threads"), range(4)))
+    for i in range(4):
+        collect_rollout(ENV, cfg, 0, i, tmp_path / "one")
+        assert rollout_path(tmp_path / "threads", i).read_bytes() == rollout_path(tmp_path / "one", i).read_bytes()

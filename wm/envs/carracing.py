@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +12,10 @@ from PIL import Image
 from wm.config import EnvConfig
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless pygame
+
+# pygame's drawing is not thread-safe: two envs rendering in threads of one process (runner.kind: thread) corrupt
+# each other's frames. Envs of one process take turns; processes (and Ray workers) are unaffected.
+_ENV_LOCK = threading.Lock()
 
 
 def preprocess_frame(obs: np.ndarray, crop_rows: int = 84, size: int = 64) -> np.ndarray:
@@ -31,6 +37,16 @@ class PreprocessFrame(gym.ObservationWrapper):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         """Crop and resize one observation."""
         return preprocess_frame(observation, self.crop_rows, self.size)
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        """One env step, holding the lock that keeps pygame to one thread at a time."""
+        with _ENV_LOCK:
+            return super().step(action)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, ...]:
+        """Reset, under the same lock (reset renders the first frame)."""
+        with _ENV_LOCK:
+            return super().reset(**kwargs)
 
 
 def make_raw_env(cfg: EnvConfig) -> gym.Env:
