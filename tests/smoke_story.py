@@ -1,6 +1,6 @@
 """One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
 
-Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of mdrnn and evaluate (same outputs);
+Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of evaluate (the same agent again);
 a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
 moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again. Then the iterative
 procedure: one iteration (`iterated`: only iteration 1 runs), and a change to its CMA-ES, iterate.sigma0
@@ -103,7 +103,7 @@ def step(project: Path, api_url: str, *args: str) -> Snapshot:
 def _run(project: Path, api_url: str) -> Story:
     first = step(project, api_url)
     noop = step(project, api_url)
-    forced = step(project, api_url, "--force", "--single-item", "mdrnn", "evaluate")
+    forced = step(project, api_url, "--force", "--single-item", "evaluate")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["dream"]["temperature"] = 1.3
     (project / "params.yaml").write_text(yaml.safe_dump(params))
