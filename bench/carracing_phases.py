@@ -24,7 +24,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from wm.config import EnvConfig  # noqa: E402
+from wm.config import CarRacingConfig  # noqa: E402
 from wm.envs import carracing  # noqa: E402
 
 PHASES = ("physics and the rest of step", "draw road and grass", "draw car", "flip, indicators, HUD",
@@ -53,7 +53,7 @@ def _instrument(env: Any, spent: dict[str, float]) -> None:
 
 def profile(fast: bool, steps: int, seed: int) -> tuple[dict[str, float], float]:
     """ms per step of each phase, and steps/s, over `steps` steps of the scripted drive."""
-    cfg = EnvConfig(id="CarRacing-v3", fast_render=fast, crop_rows=84, frame_size=64)
+    cfg = CarRacingConfig(id="CarRacing-v3", fast_render=fast, crop_rows=84, frame_size=64)
     env = carracing.make_env(cfg)
     rng = np.random.default_rng(seed)
     spent: dict[str, float] = defaultdict(float)

@@ -53,11 +53,11 @@ def play(args: tuple[str, str, str, dict, int, int]) -> float:
     """One real evaluation episode (in a worker process)."""
     import torch
 
-    from wm.config import EnvConfig
+    from wm.config import CarRacingConfig
 
     torch.set_num_threads(1)
     vae, mdrnn, controller, env, seed, steps = args
-    return run_episode(load_agent(vae, mdrnn, controller), EnvConfig(**env), seed, steps)["return"]
+    return run_episode(load_agent(vae, mdrnn, controller), CarRacingConfig(**env), seed, steps)["return"]
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def main() -> None:
                     timed(f"register_weights wm-{k} ({attempt})",
                           lambda: register_weights(f"wm-{k}", path, k, params, "benchmark stand-in"), rows)
                 timed(f"register_agent ({attempt})",
-                      lambda: register_agent(weights, {"crop_rows": 84, "frame_size": 64}, metrics, params), rows)
+                      lambda: register_agent(weights, {"env": "CarRacing-v3", "crop_rows": 84, "frame_size": 64}, metrics, params), rows)
                 t1 = time.perf_counter()
             rows.append(("stage_run close", time.perf_counter() - t1))
         os.chdir(REPO)

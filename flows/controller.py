@@ -42,7 +42,7 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
     """The population scorer for controller.mode, built once; a counter of the real-env steps it has used; and a
     few words on where it scores."""
     if cfg.mode == "dream":
-        dream = DreamFitness(mdrnn, latents, cfg, p.dream)
+        dream = DreamFitness(mdrnn, latents, cfg, p.dream, p.env.id)
         where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
         return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)
@@ -70,7 +70,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
         cfg = cfg.model_copy(update={"generations": p.iterate.generations, "sigma0": p.iterate.sigma0})
     seed = iteration_seed(p.seed, k)
     z_dim, hidden = load_vae(vae).z_dim, load_mdrnn(mdrnn).hidden
-    controller = Controller(cfg.arch, z_dim, hidden, cfg.hidden_units)
+    controller = Controller(cfg.arch, z_dim, hidden, cfg.hidden_units, p.env.id)
     x0 = load_controller(init).get_flat() if init else None
     fitness_section = p.dream if cfg.mode == "dream" else p.real
     stage = "controller" if k == 0 else f"controller_iter@{k}"

@@ -15,6 +15,14 @@ from wm.progress import plot_score_vs_steps, progress_row
 from wm.seeds import eval_seeds
 
 
+def agent_config(env: EnvConfig) -> dict:
+    """What the registered pyfunc needs to preprocess raw observations of `env` (ops/agent_model.py)."""
+    if env.id == "CarRacing-v3":
+        return {"env": env.id, "crop_rows": env.crop_rows, "frame_size": env.frame_size}
+    width, height = (int(x) for x in env.screen.split("x"))
+    return {"env": env.id, "obs_shape": [height, width, 3], "frame_size": env.frame_size}
+
+
 @task(cache_policy=NO_CACHE)
 def play_one(env_cfg: EnvConfig, weights: dict[str, str], seed: int, max_steps: int) -> float:
     """Return of one full evaluation episode."""
@@ -57,6 +65,6 @@ def evaluate_flow(vae: str, mdrnn: str, controller: str, metrics: str, latents: 
         plot_score_vs_steps(figure, rows, read_json(reference),
                             f"{p.env.id}, seed {p.seed}: score against real-env steps")
         ml.log_artifact(figure, artifact_path="progress")
-        register_agent(weights, {"crop_rows": p.env.crop_rows, "frame_size": p.env.frame_size}, result,
+        register_agent(weights, agent_config(p.env), result,
                        p.model_dump(), stage, pure_dream=p.controller.mode == "dream")
     return result

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ops.names import AGENT, CHAMPION, DESCRIPTIONS
+from ops.names import AGENT, CHAMPION, DESCRIPTIONS, agent_name
 from ops.tracking import git_commit
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 CONTENT = "content_md5"
 AGENT_CODE = Path(__file__).with_name("agent_model.py")
 # the wm modules on the pyfunc's inference path: part of what makes a wm-agent version unique
-INFERENCE_CODE = ["agent.py", "envs/carracing.py", "vae.py", "mdrnn.py", "controller.py", "io.py", "config.py"]
+INFERENCE_CODE = ["agent.py", "actions.py", "envs/carracing.py", "envs/doom.py", "vae.py", "mdrnn.py", "controller.py",
+                  "io.py", "config.py"]
 _VAR = re.compile(r"\$\{([^}]+)\}")
 # what the pyfunc imports at load time (wm itself is bundled as code)
 AGENT_REQUIREMENTS = ["torch", "numpy", "pillow", "safetensors", "gymnasium", "pydantic", "pyyaml"]
@@ -206,12 +207,12 @@ def _requirements() -> list[str]:
     return out
 
 
-def register_agent(weights: dict[str, str], model_config: dict[str, int], metrics: dict[str, Any],
+def register_agent(weights: dict[str, str], model_config: dict[str, Any], metrics: dict[str, Any],
                    params: dict[str, Any], stage: str = "evaluate", pure_dream: bool = False) -> str:
     """Log and register the V+M+C pyfunc if new, then make it `champion` if its mean score is >= the champion's.
 
     `pure_dream` (the iterative procedure): the newest iteration becomes champion whatever it scores, so no
-    real-env return ever picks the agent.
+    real-env return ever picks the agent. `model_config["env"]` picks the registered model (ops.names.AGENTS).
     """
     import mlflow
     import wm
@@ -220,20 +221,21 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
     from ops.agent_model import input_example, signature
 
     t0 = time.perf_counter()
+    name = agent_name(model_config["env"])
     parts = {key: file_md5(path) for key, path in weights.items()}
     wm_dir = Path(wm.__file__).parent
-    code = {AGENT_CODE.name: file_md5(AGENT_CODE), **{name: file_md5(wm_dir / name) for name in INFERENCE_CODE}}
+    code = {AGENT_CODE.name: file_md5(AGENT_CODE), **{f: file_md5(wm_dir / f) for f in INFERENCE_CODE}}
     digest = hashlib.md5(_json({"weights": parts, "config": model_config, "code": code}).encode()).hexdigest()
-    existing = find_version(AGENT, digest)
+    existing = find_version(name, digest)
     if existing is not None:
-        return _finish(AGENT, existing.version, False, t0)
+        return _finish(name, existing.version, False, t0)
 
     bundles = {}
     for key, md5 in parts.items():
         mv = find_version(f"wm-{key}", md5)
         bundles[f"bundles.wm-{key}"] = str(mv.version) if mv is not None else "unregistered"
     mean = float(metrics["mean"])
-    champ = champion()
+    champ = champion(name)
     champ_mean = float(champ.tags["eval.mean"]) if champ is not None and "eval.mean" in champ.tags else None
     promote = pure_dream or champ_mean is None or mean >= champ_mean
     tags = {CONTENT: digest, **stage_lineage(stage, params), **bundles,
@@ -245,19 +247,19 @@ def register_agent(weights: dict[str, str], model_config: dict[str, int], metric
             "promotion_rule": "newest dream-trained iteration" if pure_dream else "eval.mean >= champion's"}
 
     info = mlflow.pyfunc.log_model(
-        name=AGENT, python_model=str(AGENT_CODE), model_config=model_config, code_paths=[str(wm_dir)],
+        name=name, python_model=str(AGENT_CODE), model_config=model_config, code_paths=[str(wm_dir)],
         artifacts={key: str(Path(path).resolve()) for key, path in weights.items()},
-        signature=signature(), input_example=input_example(), pip_requirements=_requirements())
-    _ensure_registered(AGENT)
+        signature=signature(model_config), input_example=input_example(model_config), pip_requirements=_requirements())
+    _ensure_registered(name)
     parts_text = ", ".join(f"{k} v{v}" for k, v in bundles.items()).replace("bundles.", "")
     description = (f"V + M + C ({parts_text}). Mean return {mean:.1f} +- {float(metrics.get('std', 0.0)):.1f} over "
-                   f"{metrics.get('episodes', '?')} real CarRacing-v3 episodes on the fixed evaluation seeds; "
+                   f"{metrics.get('episodes', '?')} real {model_config['env']} episodes on the fixed evaluation seeds; "
                    f"{'promoted to @champion' if promote else 'not promoted'}.")
-    mv = MlflowClient().create_model_version(AGENT, source=info.model_uri, run_id=mlflow.active_run().info.run_id,
+    mv = MlflowClient().create_model_version(name, source=info.model_uri, run_id=mlflow.active_run().info.run_id,
                                              tags=tags, model_id=info.model_id, description=description)
     if promote:
-        MlflowClient().set_registered_model_alias(AGENT, CHAMPION, mv.version)
+        MlflowClient().set_registered_model_alias(name, CHAMPION, mv.version)
     verdict = "promoted to @champion" if promote else f"kept @champion at version {champ.version}"
-    print(f"registry: {AGENT} version {mv.version} scored {mean:.1f} vs champion "
+    print(f"registry: {name} version {mv.version} scored {mean:.1f} vs champion "
           f"{'none' if champ_mean is None else f'{champ_mean:.1f}'}: {verdict}")
-    return _finish(AGENT, mv.version, True, t0)
+    return _finish(name, mv.version, True, t0)

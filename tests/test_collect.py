@@ -15,12 +15,12 @@ import yaml
 
 from conftest import REPO, smoke_params, subprocess_env
 from wm.collect import collect_rollout, prepare_dir, todo_indices
-from wm.config import CollectConfig, EnvConfig
+from wm.config import CollectConfig, CarRacingConfig
 from wm.io import load_npz
 from wm.rollouts import list_rollouts, read_meta, rollout_path
 from wm.verify import DataError, check_rollout
 
-ENV = EnvConfig(**smoke_params()["env"])
+ENV = CarRacingConfig(**smoke_params()["env"])
 SHORT = CollectConfig(**{**smoke_params()["collect"], "rollouts": 3, "max_steps": 40})
 
 
@@ -112,7 +112,7 @@ def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> No
     # a rerun clears the leftovers and sees exactly what is missing
     prepare_dir(out, 6)
     assert all(not p.name.startswith(".") for p in out.iterdir())
-    missing, stale, corrupt = todo_indices(out, EnvConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
+    missing, stale, corrupt = todo_indices(out, CarRacingConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
     assert len(missing) == 6 - len(finished) and stale == [] and corrupt == {}
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, smoke_params, stage_args, subprocess_env
 from wm.collect import collect_rollout
-from wm.config import CollectConfig, EnvConfig
+from wm.config import CollectConfig, CarRacingConfig
 from wm.controller import Controller, save_controller
 from wm.encode import encode_rollouts
 from wm.mdrnn import MDRNN, save_mdrnn
@@ -24,7 +24,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real inputs for the downstream stages: two short CarRacing rollouts, an untrained V, their latents."""
     root = tmp_path_factory.mktemp("inputs")
     params = smoke_params()
-    env, cfg = EnvConfig(**params["env"]), CollectConfig(**{**params["collect"], "rollouts": 2, "max_steps": 20})
+    env, cfg = CarRacingConfig(**params["env"]), CollectConfig(**{**params["collect"], "rollouts": 2, "max_steps": 20})
     for i in range(2):
         collect_rollout(env, cfg, 0, i, root / "data" / "rollouts")
     save_vae(root / "models" / "vae.safetensors", ConvVAE(params["vae"]["z_dim"]))

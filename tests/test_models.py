@@ -126,7 +126,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
-                      reward="tile", reward_weight=3.0, dropout=0.05)
+                      reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():

@@ -33,7 +33,7 @@ BAD = [
     (["controller", "mode"], "imagined", "controller.mode"),
     (["dream", "temperature"], 0, "dream.temperature"),
     (["controller", "temperature"], 1.0, "controller.temperature: unknown key"),
-    (["evaluate", "max_steps"], 5000, "evaluate.max_steps"),
+    (["evaluate", "max_steps"], 20000, "evaluate.max_steps"),
     (["iterations"], {1: 0}, "iterations: must map each iteration k to k-1"),  # DVC's foreach drops int keys
     (["iterations"], {"1": "0", "3": "2"}, "iterations"),
     (["iterations"], ["1"], "iterations: must be a mapping"),

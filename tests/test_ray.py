@@ -11,7 +11,7 @@ import yaml
 
 from conftest import BIN, REPO, free_port, smoke_params, subprocess_env
 from wm.collect import collect_rollout
-from wm.config import CollectConfig, EnvConfig
+from wm.config import CollectConfig, CarRacingConfig
 from wm.rollouts import rollout_path
 
 
@@ -43,7 +43,7 @@ def test_collect_on_a_ray_cluster_writes_the_same_rollouts(tmp_path: Path, ray_c
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "(collect_one pid=" in out  # Ray's prefix: the tasks ran in the cluster's worker processes
-    env, cfg = EnvConfig(**params["env"]), CollectConfig(**params["collect"])
+    env, cfg = CarRacingConfig(**params["env"]), CollectConfig(**params["collect"])
     for i in range(cfg.rollouts):  # the same bytes as collecting here, one rollout at a time
         collect_rollout(env, cfg, params["seed"], i, tmp_path / "local")
         assert rollout_path(tmp_path / "data" / "rollouts", i).read_bytes() == rollout_path(tmp_path / "local", i).read_bytes()

@@ -12,7 +12,7 @@ from conftest import smoke_params
 from wm.checkpoint import Checkpoint, fingerprint
 from wm.cmaes import train_cmaes
 from wm.collect import collect_rollout
-from wm.config import CollectConfig, ControllerConfig, DreamConfig, EnvConfig, MdrnnConfig, VaeConfig
+from wm.config import CollectConfig, ControllerConfig, DreamConfig, CarRacingConfig, MdrnnConfig, VaeConfig
 from wm.controller import Controller
 from wm.dream_fitness import DreamFitness
 from wm.encode import encode_rollouts
@@ -48,7 +48,7 @@ class KilledAfter(Checkpoint):
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Real frames of two short CarRacing rollouts, their latents (untrained V) and an untrained M."""
     root = tmp_path_factory.mktemp("resume")
-    env, cfg = EnvConfig(**P["env"]), CollectConfig(**{**P["collect"], "rollouts": 2, "max_steps": 48})
+    env, cfg = CarRacingConfig(**P["env"]), CollectConfig(**{**P["collect"], "rollouts": 2, "max_steps": 48})
     for i in range(2):
         collect_rollout(env, cfg, 0, i, root / "rollouts")
     torch.manual_seed(0)

@@ -7,11 +7,9 @@ import numpy as np
 import torch
 
 from wm.config import EnvConfig
-from wm.controller import Controller, load_controller, to_env_action
-from wm.envs.carracing import make_env
+from wm.controller import Controller, load_controller
+from wm.envs import make_env
 from wm.mdrnn import MDRNN, load_mdrnn
-
-ACTION_LOW, ACTION_HIGH = torch.tensor([-1.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 1.0])  # steer, gas, brake
 from wm.vae import ConvVAE, load_vae, to_input
 
 
@@ -28,12 +26,14 @@ class Agent:
 
     @torch.no_grad()
     def act(self, frame: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        """Action for one preprocessed uint8 frame (64, 64, 3); `noise` (3,) is added and the result clipped to the
-        action box before M sees it, so h follows the action actually taken."""
+        """Action for one preprocessed uint8 frame (64, 64, 3); `noise` (action_dim,) is added and the result clipped
+        to the action box, then snapped to what the env executes, before M sees it: h follows the action taken."""
         mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
-        action = to_env_action(self.controller(mu, self.state[0][0]))
+        actions = self.controller.actions
+        action = actions.to_env(self.controller(mu, self.state[0][0]))
         if noise is not None:
-            action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), ACTION_LOW, ACTION_HIGH)
+            action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), *actions.bounds())
+        action = actions.snap(action)
         if self.controller.uses_memory:  # M costs time; skip it when C does not read h
             self.state = self.mdrnn.advance(mu, action, self.state)  # M was trained on env actions
         return action[0].numpy()

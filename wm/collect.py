@@ -11,9 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 from wm.config import CollectConfig, EnvConfig
-from wm.envs.carracing import make_env
+from wm.envs import make_env
 from wm.io import remove_stale_tmp, save_npz
-from wm.policies import BrownianPolicy, RandomWeightsPolicy
+from wm.policies import make_policy
 from wm.rollouts import FORMAT, encode_meta, list_rollouts, read_meta, rollout_index, rollout_path
 from wm.seeds import COLLECT, derive_seed
 from wm.verify import DataError, check_rollout
@@ -22,8 +22,7 @@ from wm.verify import DataError, check_rollout
 def rollout_settings(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: int) -> dict[str, Any]:
     """Everything that decides rollout `index`'s bytes (the renderer does not: fast and stock are identical)."""
     env = env_cfg.model_dump(exclude={"fast_render"})
-    collect = cfg.model_dump(exclude={"rollouts"})
-    return {"seed": seed, "index": index, "env": env, "collect": collect}
+    return {"seed": seed, "index": index, "env": env, "collect": cfg.knobs()}
 
 
 def prepare_dir(out_dir: str | Path, count: int) -> list[Path]:
@@ -67,8 +66,7 @@ def collect_rollout(env_cfg: EnvConfig, cfg: CollectConfig, seed: int, index: in
     """Play one random-policy rollout and write it atomically; return a small summary."""
     rseed = derive_seed(seed, COLLECT, index)
     rng = np.random.default_rng(rseed)
-    policy = (BrownianPolicy(rng, cfg.brownian_dt, cfg.gas_bias) if cfg.policy == "brownian"
-              else RandomWeightsPolicy(rng, cfg.gas_bias))
+    policy = make_policy(cfg, env_cfg.id, rng)
     return record_rollout(env_cfg, policy, rseed, cfg.max_steps, rollout_path(out_dir, index),
                           rollout_settings(env_cfg, cfg, seed, index)) | {"index": index}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -20,13 +20,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class EnvConfig(_Section):
+class CarRacingConfig(_Section):
     """The CarRacing environment and its preprocessing."""
 
     id: Literal["CarRacing-v3"]
     fast_render: bool  # culls off-screen polygons; frames stay bit-identical
     crop_rows: int = Field(ge=8, le=96)  # keep rows [0, crop_rows): drops the status bar
     frame_size: Literal[64]
+
+
+class TakeCoverConfig(_Section):
+    """VizDoom's Take Cover (vizdoom's gymnasium env) and its preprocessing."""
+
+    id: Literal["VizdoomTakeCover-v1"]
+    screen: Literal["160x120", "320x240"]  # the size vizdoom renders at before the resize; the game is the same
+    frame_size: Literal[64]
+
+
+# `env.id` picks the environment, and with it the keys its section has
+EnvConfig = Annotated[Union[CarRacingConfig, TakeCoverConfig], Field(discriminator="id")]
+ENV_IDS = ("CarRacing-v3", "VizdoomTakeCover-v1")
+POLICIES = {"CarRacing-v3": ("brownian", "random_weights", "repeat"), "VizdoomTakeCover-v1": ("repeat",)}
+REWARDS = {"CarRacing-v3": ("regress", "tile"), "VizdoomTakeCover-v1": ("regress", "survival")}
 
 
 class RunnerConfig(_Section):
@@ -41,10 +56,18 @@ class CollectConfig(_Section):
     """Random-policy rollouts in the real environment."""
 
     rollouts: int = Field(ge=1)
-    max_steps: int = Field(ge=2, le=1000)
-    policy: Literal["brownian", "random_weights"]
+    max_steps: int = Field(ge=2, le=10000)
+    # brownian and random_weights: CarRacing's; repeat: a uniform random action held for 1..repeat_max steps (Doom)
+    policy: Literal["brownian", "random_weights", "repeat"]
     brownian_dt: float = Field(gt=0, le=1)
     gas_bias: float = Field(ge=0, le=1)  # brownian gas starts here so the car moves off the grid
+    repeat_max: int = Field(ge=1)  # policy repeat: hold each random action for 1..repeat_max steps (the paper: 10)
+
+    def knobs(self) -> dict[str, Any]:
+        """The knobs that decide a rollout's bytes: the count is not one, nor another policy's knobs."""
+        unused = {"brownian": {"repeat_max"}, "random_weights": {"repeat_max", "brownian_dt"},
+                  "repeat": {"brownian_dt", "gas_bias"}}[self.policy]
+        return self.model_dump(exclude={"rollouts"} | unused)
 
 
 class VaeConfig(_Section):
@@ -70,8 +93,11 @@ class MdrnnConfig(_Section):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     holdout: float = Field(ge=0, lt=1)
-    reward: Literal["regress", "tile"]  # regress r_t (MSE), or classify "new tile at t" and rebuild CarRacing's reward
+    # regress r_t (MSE); tile: classify "new tile at t" and rebuild CarRacing's reward; survival: the dream pays +1
+    # per step alive (Doom), so only the done head matters
+    reward: Literal["regress", "tile", "survival"]
     reward_weight: float = Field(ge=1)  # weight of the rare steps with a positive reward in the reward loss
+    done_weight: float = Field(ge=1)  # weight of the rare done steps in the done head's logistic loss (Doom: 10)
     dropout: float = Field(ge=0, lt=1)  # dropout on h before the heads while training
 
 
@@ -85,7 +111,7 @@ class ControllerConfig(_Section):
     trials: int = Field(ge=1)
     generations: int = Field(ge=1)
     sigma0: float = Field(gt=0)
-    max_steps: int = Field(ge=2, le=1000)
+    max_steps: int = Field(ge=2, le=10000)
     eval_every: int = Field(ge=1)  # score the CMA mean every k generations
     eval_episodes: int = Field(ge=1)
 
@@ -111,7 +137,7 @@ class IterateConfig(_Section):
     """The iterative procedure's knobs for iterations k >= 1 (which iterations run is `iterations`)."""
 
     rollouts: int = Field(ge=1)  # real rollouts per iteration, played by C_{k-1} with exploration noise
-    max_steps: int = Field(ge=2, le=1000)
+    max_steps: int = Field(ge=2, le=10000)
     noise: float = Field(ge=0, le=2)  # std of the noise added to each action component
     noise_corr: float = Field(ge=0, lt=1)  # noise_{t+1} = corr * noise_t + ...: smooth, like the brownian policy
     mdrnn_epochs: int = Field(ge=1)  # M fine-tunes from M_{k-1} on every rollout so far
@@ -123,7 +149,7 @@ class EvaluateConfig(_Section):
     """Final scoring in the real environment on seeds never used in training."""
 
     episodes: int = Field(ge=1)
-    max_steps: int = Field(ge=2, le=1000)
+    max_steps: int = Field(ge=2, le=10000)
 
 
 class ScheduleConfig(_Section):
@@ -177,6 +203,12 @@ class Params(_Section):
             raise ValueError("mdrnn.seq_len must be smaller than iterate.max_steps")
         if self.iterations and self.controller.mode != "dream":
             raise ValueError("iterations need controller.mode: dream (the iterative procedure trains C only in the dream)")
+        if self.collect.policy not in POLICIES[self.env.id]:
+            raise ValueError(f"collect.policy {self.collect.policy!r} does not play {self.env.id}; "
+                             f"use one of {', '.join(POLICIES[self.env.id])}")
+        if self.mdrnn.reward not in REWARDS[self.env.id]:
+            raise ValueError(f"mdrnn.reward {self.mdrnn.reward!r} does not fit {self.env.id}; "
+                             f"use one of {', '.join(REWARDS[self.env.id])}")
         return self
 
     @field_validator("iterations", mode="before")
@@ -211,7 +243,8 @@ def _shown(value: Any) -> str:
 
 def _format(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<root>"
+    # the env section is a union tagged by env.id: pydantic puts the tag in the path (env.CarRacing-v3.crop_rows)
+    key = ".".join(str(p) for p in first["loc"] if p not in ENV_IDS) or "<root>"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"

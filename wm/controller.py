@@ -1,4 +1,4 @@
-"""C: the tiny controller, with the paper's architecture and its two ablations."""
+"""C: the tiny controller, with the paper's architecture and its two ablations, for any env's action map."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,22 +8,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from wm.actions import CARRACING, action_map
 from wm.io import load_weights, save_weights
 
 
 class Controller(nn.Module):
-    """Maps (z, h) to a CarRacing action.
+    """Maps (z, h) to `env`'s raw actions in [-1, 1] (wm.actions turns them into env actions).
 
     arch: "linear" a = tanh(W[z, h] + b); "hidden" z -> 40 tanh units -> action; "v_only" a = tanh(W z + b).
     """
 
     def __init__(self, arch: str = "linear", z_dim: int = 32, h_dim: int = 256, hidden_units: int = 40,
-                 action_dim: int = 3) -> None:
+                 env: str = CARRACING) -> None:
         super().__init__()
         if arch not in ("linear", "hidden", "v_only"):
             raise ValueError(f"unknown controller arch {arch!r}")
         self.arch, self.z_dim, self.h_dim, self.hidden_units = arch, z_dim, h_dim, hidden_units
-        self.action_dim = action_dim
+        self.env, self.actions = env, action_map(env)
+        action_dim = self.action_dim = self.actions.dim
         if arch == "linear":
             self.net = nn.Linear(z_dim + h_dim, action_dim)
         elif arch == "v_only":
@@ -39,7 +41,7 @@ class Controller(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments, stored beside the weights."""
         return {"arch": self.arch, "z_dim": self.z_dim, "h_dim": self.h_dim,
-                "hidden_units": self.hidden_units, "action_dim": self.action_dim}
+                "hidden_units": self.hidden_units, "env": self.env}
 
     def num_params(self) -> int:
         """Number of parameters CMA-ES searches over."""
@@ -56,14 +58,14 @@ class Controller(nn.Module):
         return torch.nn.utils.parameters_to_vector(self.parameters()).detach().double().numpy()
 
     def forward(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw tanh outputs in [-1, 1], shape (B, 3)."""
+        """Raw tanh outputs in [-1, 1], shape (B, action_dim)."""
         x = torch.cat([z, h], dim=-1) if self.uses_memory else z
         return torch.tanh(self.net(x))
 
 
 def to_env_action(raw: torch.Tensor) -> torch.Tensor:
     """Map tanh outputs (..., 3) to CarRacing's box: steer in [-1, 1], gas and brake in [0, 1]."""
-    return torch.cat([raw[..., :1], (raw[..., 1:] + 1.0) * 0.5], dim=-1)
+    return action_map(CARRACING).to_env(raw)
 
 
 class BatchedController:
@@ -74,9 +76,10 @@ class BatchedController:
     """
 
     def __init__(self, arch: str, flat: torch.Tensor, z_dim: int = 32, h_dim: int = 256,
-                 hidden_units: int = 40, action_dim: int = 3) -> None:
+                 hidden_units: int = 40, env: str = CARRACING) -> None:
         self.arch, self.uses_memory = arch, arch == "linear"
-        template = Controller(arch, z_dim, h_dim, hidden_units, action_dim)
+        template = Controller(arch, z_dim, h_dim, hidden_units, env)
+        self.actions = template.actions
         flat = torch.as_tensor(flat, dtype=torch.float32)
         if flat.ndim != 2 or flat.shape[1] != template.num_params():
             raise ValueError(f"expected candidates of shape (P, {template.num_params()}) for arch {arch!r}, "
@@ -94,7 +97,7 @@ class BatchedController:
             self.layers.append((w, b))
 
     def __call__(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw tanh actions (P, T, 3) for inputs z (P, T, z) and h (P, T, h)."""
+        """Raw tanh actions (P, T, action_dim) for inputs z (P, T, z) and h (P, T, h)."""
         x = torch.cat([z, h], dim=-1) if self.uses_memory else z
         for w, b in self.layers:
             x = torch.tanh(torch.baddbmm(b, x, w))
@@ -109,6 +112,8 @@ def save_controller(path: str | Path, model: Controller) -> None:
 def load_controller(path: str | Path) -> Controller:
     """Load C in eval mode."""
     state, cfg = load_weights(path)
+    if "env" not in cfg:  # saved before C knew its env: a CarRacing controller
+        cfg = {k: v for k, v in cfg.items() if k != "action_dim"} | {"env": CARRACING}
     model = Controller(**cfg)
     model.load_state_dict(state)
     return model.eval()

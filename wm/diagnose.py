@@ -16,7 +16,7 @@ from wm.agent import Agent
 from wm.config import EnvConfig
 from wm.controller import BatchedController, Controller
 from wm.dream_fitness import DreamFitness
-from wm.envs.carracing import make_env
+from wm.envs import make_env
 from wm.mdrnn import MDRNN
 from wm.seeds import check_seeds
 from wm.vae import ConvVAE, to_input
@@ -33,14 +33,15 @@ def dream_frames(fitness: DreamFitness, controller: Controller, vae: ConvVAE, se
     """One full-length dream of `controller` (no patience cut) decoded through V: (frames, return, steps)."""
     dream = fitness.world(patience=False)
     flat = torch.as_tensor(controller.get_flat(), dtype=torch.float32).unsqueeze(0)
-    policy = BatchedController(controller.arch, flat, dream.z_dim, dream.hidden, controller.hidden_units)
+    policy = BatchedController(controller.arch, flat, dream.z_dim, dream.hidden, controller.hidden_units,
+                               controller.env)
     result = dream.rollout(policy, check_seeds(seed, 1), record=True)
     steps = int(result.steps[0, 0])
     return decode_latents(vae, result.latents[: steps + 1, 0, 0]), float(result.returns[0, 0]), steps
 
 
 def real_trace(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int) -> dict[str, np.ndarray]:
-    """One real episode of the agent: frames (T, 64, 64, 3) seen, actions (T, 3) taken, rewards (T,) received."""
+    """One real episode of the agent: frames (T, 64, 64, 3) seen, actions (T, action_dim) taken, rewards (T,) received."""
     env = make_env(env_cfg)
     frames, actions, rewards = [], [], []
     try:

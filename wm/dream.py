@@ -1,4 +1,4 @@
-"""The dream: CarRacing as M imagines it, stepped as one batch of tensors over candidates x trials.
+"""The dream: the env as M imagines it, stepped as one batch of tensors over candidates x trials.
 
 A dream starts from a real state drawn from a start pool: the latent of a real first frame with M's zero state
 (`first_frame_starts`), or any real frame of any rollout with M's state after reading that rollout up to it
@@ -23,7 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from wm.controller import BatchedController, to_env_action
+from wm.controller import BatchedController
+from wm.actions import CARRACING, action_map
 from wm.mdrnn import MDRNN, State
 
 
@@ -175,7 +176,7 @@ class Dream:
         trace = [z.clone()] if record else []
         for _ in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
-            action = to_env_action(policy(z, state[0].view(p, t, -1)))
+            action = policy.actions.snap(policy.actions.to_env(policy(z, state[0].view(p, t, -1))))
             z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
             total += reward * alive
             steps += alive
@@ -193,7 +194,7 @@ class Dream:
 
 
 class DreamEnv(gym.Env):
-    """A single dream as a gymnasium env: observation z, CarRacing's action box, reward and done from M.
+    """A single dream as a gymnasium env: observation z, the env's action box (`env`), reward and done from M.
 
     Seeded like `Dream.rollout` with one trial, so `reset(seed=s)` replays the dream that rollout calls [s].
     The recurrent state h after each step is in `info["h"]`; `render()` decodes z through V when one is given.
@@ -201,13 +202,15 @@ class DreamEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, dream: Dream, vae: torch.nn.Module | None = None, render_mode: str | None = None) -> None:
+    def __init__(self, dream: Dream, vae: torch.nn.Module | None = None, render_mode: str | None = None,
+                 env: str = CARRACING) -> None:
         self.dream, self.vae, self.render_mode = dream, vae, render_mode
         if render_mode is not None and vae is None:
             raise ValueError("render_mode='rgb_array' needs the VAE to decode latents")
+        self.actions = action_map(env)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dream.z_dim,), np.float32)
-        self.action_space = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32),
-                                           np.array([1.0, 1.0, 1.0], np.float32), dtype=np.float32)
+        self.action_space = gym.spaces.Box(np.array(self.actions.low, np.float32),
+                                           np.array(self.actions.high, np.float32), dtype=np.float32)
         self._gen: torch.Generator | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -222,11 +225,11 @@ class DreamEnv(gym.Env):
         return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
 
     def step(self, action: np.ndarray):
-        """Advance the dream with an env action (steer, gas, brake)."""
+        """Advance the dream with an env action (CarRacing: steer, gas, brake; Take Cover: left / stay / right)."""
         if self._gen is None:
             raise RuntimeError("call reset() before step()")
         uniform, normal = self.dream.draw_noise(self._gen, 1)
-        a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, 3)
+        a = self.actions.snap(torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, self.actions.dim))
         self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal,
                                                                    self._masks)
         self._steps += 1

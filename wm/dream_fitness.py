@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from wm.actions import CARRACING
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController
 from wm.dream import Dream, burned_in_starts, first_frame_starts
@@ -40,6 +41,7 @@ class DreamFitness:
     latents: str
     controller: ControllerConfig
     dream: DreamConfig
+    env: str = CARRACING  # whose actions C outputs (wm.actions)
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
@@ -51,7 +53,7 @@ class DreamFitness:
         """The candidates as one batched controller."""
         dream, c = self.world(), self.controller
         flat = torch.as_tensor(np.stack([np.asarray(x) for x in candidates]), dtype=torch.float32)
-        return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units)
+        return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units, self.env)
 
     def population(self, candidates: Sequence[np.ndarray], seeds: Sequence[int]) -> list[float]:
         """Mean dream return per candidate: the whole population x all seeds in one batched rollout."""

@@ -6,7 +6,8 @@ agent and the tests all go through these.
 
 The reward head is either a regression of r_t (`regress`) or, for CarRacing, a classifier of "a new tile was reached
 at step t" (`tile`): the dream then rebuilds the env's own reward, STEP_REWARD per frame plus `tile_reward` times
-P(new tile), so M cannot invent rewards of any other size.
+P(new tile), so M cannot invent rewards of any other size. For Take Cover (`survival`) the dream pays +1 per step
+alive, as the paper's Doom dream does: the reward head is unused and the done head alone decides a return.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from wm.io import load_weights, save_weights
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden) as nn.LSTM keeps them
 STEP_REWARD = -0.1  # CarRacing's reward per frame; a new tile adds 1000 / (tiles on the track)
-REWARD_KINDS = ("regress", "tile")
+REWARD_KINDS = ("regress", "tile", "survival")
 
 
 class Heads(NamedTuple):
@@ -85,9 +86,11 @@ class MDRNN(nn.Module):
                 "dropout": self.dropout}
 
     def expected_reward(self, heads: Heads) -> torch.Tensor:
-        """r_t as the dream pays it: the regressed value, or STEP_REWARD + tile_reward * P(new tile)."""
+        """r_t as the dream pays it: the regressed value, STEP_REWARD + tile_reward * P(new tile), or +1 (survival)."""
         if self.reward_kind == "tile":
             return STEP_REWARD + self.tile_reward * torch.sigmoid(heads.reward)
+        if self.reward_kind == "survival":
+            return torch.ones_like(heads.reward)
         return heads.reward
 
     def heads(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> Heads:

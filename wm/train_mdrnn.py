@@ -22,20 +22,30 @@ class MdrnnResult:
     heldout: dict[str, float] = field(default_factory=dict)
 
 
-def make_windows(lengths: np.ndarray, seq_len: int) -> np.ndarray:
-    """Start offsets (into the concatenated arrays) of non-overlapping windows of seq_len + 1 steps."""
+def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | None = None) -> np.ndarray:
+    """Start offsets (into the concatenated arrays) of non-overlapping windows of seq_len + 1 steps.
+
+    A rollout that ended in a terminal step (`terminated`, one flag per rollout) also gets the window whose last
+    input is that step: it has no next frame, so its z target is masked (`_batch`), but it is the only place where
+    the done head sees a done. Without it M never learns that Take Cover's agent dies."""
     starts, offset = [], 0
-    for n in lengths:
-        starts.extend(offset + s for s in range(0, int(n) - seq_len, seq_len))
+    for i, n in enumerate(lengths):
+        own = list(range(0, int(n) - seq_len, seq_len))
+        if terminated is not None and terminated[i] and n >= seq_len and (not own or own[-1] != n - seq_len):
+            own.append(int(n) - seq_len)
+        starts.extend(offset + s for s in own)
         offset += int(n)
     return np.asarray(starts, dtype=np.int64)
 
 
 def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator):
     idx = starts[:, None] + torch.arange(seq_len + 1)[None, :]
+    has_next = data["has_next"][idx[:, :-1]]
+    idx = idx.clamp(max=len(data["mu"]) - 1)  # a terminal window's missing last target (masked by has_next)
     mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
     z = mu + sigma * torch.randn(mu.shape, generator=gen)
-    return z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]], data["dones"][idx[:, :-1]]
+    return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
+            data["dones"][idx[:, :-1]], has_next)
 
 
 def tile_reward(rewards: np.ndarray) -> float:
@@ -46,17 +56,22 @@ def tile_reward(rewards: np.ndarray) -> float:
     return float(np.median(positive)) - STEP_REWARD
 
 
-def _losses(model: MDRNN, batch, reward_weight: float) -> dict[str, torch.Tensor]:
-    z, a, z_next, r, d = batch
+def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    z, a, z_next, r, d, has_next = batch
     heads, _ = model(z, a)
-    nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi).mean()
+    step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
+    nll = step_nll.mean() if bool(has_next.all()) else step_nll[has_next].mean()
     tile = (r > 0).float()
     weight = 1.0 + (reward_weight - 1.0) * tile  # the rare reward steps count reward_weight times
     if model.reward_kind == "tile":
         reward_loss = F.binary_cross_entropy_with_logits(heads.reward, tile, weight=weight)
+    elif model.reward_kind == "survival":  # the dream pays +1 per step alive: nothing to learn
+        reward_loss = torch.zeros(())
     else:
         reward_loss = (weight * (heads.reward - r).pow(2)).mean()
-    bce = F.binary_cross_entropy_with_logits(heads.done_logit, d)
+    # deaths are rare (one step per episode): done_weight counts them more, as the paper's Doom M does (10)
+    pos_weight = torch.tensor(done_weight) if done_weight != 1.0 else None
+    bce = F.binary_cross_entropy_with_logits(heads.done_logit, d, pos_weight=pos_weight)
     # Scale the NLL per latent dimension so the reward and done terms are not drowned out.
     return {"loss": nll / model.z_dim + reward_loss + bce, "nll": nll, "reward_loss": reward_loss,
             "reward_mse": F.mse_loss(model.expected_reward(heads), r), "done_bce": bce,
@@ -75,10 +90,14 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     data = {k: torch.from_numpy(np.asarray(latents[k], dtype=np.float32))
             for k in ("mu", "logsigma", "actions", "rewards", "dones")}
     lengths = latents["lengths"]
+    ends = np.cumsum(lengths) - 1
+    data["has_next"] = torch.ones(len(data["mu"]), dtype=torch.bool)
+    data["has_next"][torch.from_numpy(ends)] = False
+    terminated = np.asarray(latents["dones"], dtype=bool)[ends]
     n_hold = int(round(len(lengths) * cfg.holdout)) if len(lengths) > 1 else 0
     split = int(np.sum(lengths[: len(lengths) - n_hold]))
-    windows = make_windows(lengths, cfg.seq_len)
-    train_w = torch.from_numpy(windows[windows + cfg.seq_len < split])
+    windows = make_windows(lengths, cfg.seq_len, terminated)
+    train_w = torch.from_numpy(windows[windows + cfg.seq_len <= split])
     held_w = torch.from_numpy(windows[windows >= split])
     if len(train_w) == 0:
         raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
@@ -105,7 +124,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
                    disable=not progress, unit="batch")
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
-            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight)
+            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight, cfg.done_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,7 +152,7 @@ def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.T
     sums: dict[str, float] = {}
     for i in range(0, len(windows), 256):
         starts = windows[i:i + 256]
-        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight).items():
+        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight, cfg.done_weight).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
     model.train()
     out = {k: v / len(windows) for k, v in sums.items()}

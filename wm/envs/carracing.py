@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from wm.config import EnvConfig
+from wm.config import CarRacingConfig
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless pygame
 
@@ -49,13 +49,13 @@ class PreprocessFrame(gym.ObservationWrapper):
             return super().reset(**kwargs)
 
 
-def make_raw_env(cfg: EnvConfig) -> gym.Env:
+def make_raw_env(cfg: CarRacingConfig) -> gym.Env:
     """The unwrapped-observation CarRacing env (96x96x3), fast renderer if configured."""
     from wm.envs.carracing_fast import make_carracing
 
     return make_carracing(fast=cfg.fast_render)
 
 
-def make_env(cfg: EnvConfig) -> gym.Env:
+def make_env(cfg: CarRacingConfig) -> gym.Env:
     """CarRacing-v3 returning preprocessed 64x64x3 uint8 frames."""
     return PreprocessFrame(make_raw_env(cfg), cfg.crop_rows, cfg.frame_size)
