@@ -1,0 +1,168 @@
+"""VizDoom's Take Cover through the same pipeline: the env adapter, the paper's collection policy, the done head, and
+the tiny Doom profile end to end (real vizdoom, real DVC, Prefect and MLflow)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, subprocess_env
+from wm.actions import TAKECOVER, action_map
+from wm.collect import collect_rollout
+from wm.config import CollectConfig, MdrnnConfig, ParamsError, TakeCoverConfig, load_params
+from wm.envs import make_env
+from wm.io import load_npz
+from wm.policies import RepeatPolicy
+from wm.train_mdrnn import make_windows, train_mdrnn
+
+DOOM = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
+ENV = TakeCoverConfig(**DOOM["env"])
+
+
+def test_take_cover_gives_64x64_frames_and_moves_left_and_right() -> None:
+    env = make_env(ENV)
+    try:
+        endings = {}
+        for action in (-1.0, 0.0, 1.0):
+            frame, _ = env.reset(seed=5)
+            assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+            for _ in range(12):
+                frame, reward, terminated, _, _ = env.step(np.array([action], np.float32))
+                assert reward == 1.0 and not terminated  # +1 per tic alive
+            endings[action] = frame
+    finally:
+        env.close()
+    # the same seed and different moves: left, stay and right end on three different views
+    assert not np.array_equal(endings[-1.0], endings[0.0]) and not np.array_equal(endings[1.0], endings[0.0])
+    assert not np.array_equal(endings[-1.0], endings[1.0])
+
+
+def test_take_cover_actions_snap_to_left_stay_right() -> None:
+    actions = action_map(TAKECOVER)
+    raw = torch.tensor([[-0.9], [-0.34], [-0.3], [0.0], [0.3], [0.34], [0.99]])
+    assert actions.snap(actions.to_env(raw)).flatten().tolist() == [-1, -1, 0, 0, 0, 1, 1]
+
+
+def test_repeat_policy_holds_each_random_action_for_1_to_repeat_max_steps() -> None:
+    policy = RepeatPolicy(np.random.default_rng(0), action_map(TAKECOVER), repeat_max=4)
+    actions, draws = [], []
+    for t in range(400):
+        fresh = policy.left == 0  # the policy draws a new action and a new hold on this step
+        actions.append(policy(None)[0])
+        if fresh:
+            draws.append(t)
+    actions = np.array(actions)
+    assert set(np.unique(actions)) == {-1.0, 0.0, 1.0}
+    holds = np.diff(draws)
+    assert set(holds) == {1, 2, 3, 4}  # every hold from 1 to repeat_max steps, none longer
+    changed = np.flatnonzero(np.diff(actions)) + 1
+    assert set(changed) <= set(draws)  # the action changes only when a new one is drawn
+
+
+def test_doom_rollouts_are_reproducible_and_end_when_the_agent_dies(tmp_path: Path) -> None:
+    cfg = CollectConfig(**{**DOOM["collect"], "rollouts": 2, "max_steps": 2100})
+    fresh: list[dict] = []  # a new thread starts its own game
+    thread = threading.Thread(target=lambda: fresh.append(collect_rollout(ENV, cfg, 3, 0, tmp_path / "a")))
+    thread.start()
+    thread.join()
+    a = fresh[0]
+    collect_rollout(ENV, cfg, 3, 1, tmp_path / "b")  # this thread's game has played an episode before rollout 0
+    collect_rollout(ENV, cfg, 3, 0, tmp_path / "b")
+    assert (tmp_path / "a" / "rollout_00000.npz").read_bytes() == (tmp_path / "b" / "rollout_00000.npz").read_bytes()
+    r = load_npz(tmp_path / "a" / "rollout_00000.npz")
+    assert r["actions"].shape == (a["steps"], 1) and set(np.unique(r["actions"])) <= {-1.0, 0.0, 1.0}
+    assert a["steps"] < 2100 and bool(r["dones"][-1]) and not r["dones"][:-1].any()  # random play dies early
+    assert a["return"] == pytest.approx(a["steps"])  # Take Cover's return is the time survived
+
+
+def test_profiles_refuse_a_policy_or_reward_of_another_env(tmp_path: Path) -> None:
+    for section, key, value in (("collect", "policy", "brownian"), ("mdrnn", "reward", "tile")):
+        params = yaml.safe_load((REPO / "params" / "doom.yaml").read_text())
+        params[section][key] = value
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+        with pytest.raises(ParamsError, match=f"{section}.{key} '{value}' .* VizdoomTakeCover-v1"):
+            load_params(tmp_path / "p.yaml")
+
+
+def test_the_done_head_learns_where_episodes_end() -> None:
+    # rollouts that end in a death: without the terminal window the done head never sees a done
+    rng = np.random.default_rng(0)
+    lengths = np.array([45, 60, 37, 52] * 4)
+    n = int(lengths.sum())
+    ends = np.cumsum(lengths) - 1
+    dones = np.zeros(n, np.float32)
+    dones[ends] = 1.0
+    mu = rng.standard_normal((n, 4)).astype(np.float32) * 0.1
+    mu[ends, 0] = 3.0  # the last frame looks different: the fireball hits
+    latents = {"mu": mu, "logsigma": np.full((n, 4), -4.0, np.float32), "actions": np.zeros((n, 1), np.float32),
+               "rewards": np.ones(n, np.float32), "dones": dones, "lengths": lengths}
+    windows = make_windows(lengths, 16, dones[ends].astype(bool))
+    assert len(windows) == len(make_windows(lengths, 16)) + len(lengths)  # one terminal window per rollout
+    cfg = MdrnnConfig(**{**DOOM["mdrnn"], "hidden": 16, "seq_len": 16, "epochs": 60, "batch_size": 8, "lr": 0.01,
+                         "holdout": 0.0})
+    model = train_mdrnn(latents, cfg, seed=0, progress=False).model
+    with torch.no_grad():
+        heads, _ = model(torch.from_numpy(mu[None]), torch.from_numpy(latents["actions"][None]))
+    p_done = torch.sigmoid(heads.done_logit[0]).numpy()
+    assert p_done[ends].min() > 0.5 and np.delete(p_done, ends).max() < 0.5
+    assert torch.equal(model.expected_reward(heads), torch.ones_like(heads.reward))  # survival: +1 per step
+
+
+@pytest.mark.e2e
+def test_doom_smoke_profile_runs_end_to_end_and_registers_apart(tmp_path: Path, prefect_server: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    project = tmp_path / "doom"
+    for name in ("wm", "flows", "ops", "params", "reference"):
+        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(REPO / name, project / name)
+    (project / ".dvc").mkdir()
+    shutil.copy2(REPO / ".dvc" / "config", project / ".dvc" / "config")
+    shutil.copy2(REPO / "params" / "doom_smoke.yaml", project / "params.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    env = subprocess_env(PREFECT_API_URL=prefect_server, PYTHONPATH="")
+    for expect_runs in (True, False):
+        proc = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert ("Running stage 'evaluate'" in proc.stdout) == expect_runs  # the second repro runs nothing
+
+    evaluate = json.loads((project / "metrics" / "evaluate.json").read_text())
+    assert evaluate["episodes"] == 2 and all(0 < s <= 100 for s in evaluate["scores"])
+    assert json.loads((project / "metrics" / "controller.json").read_text())["real_steps"] == 0  # pure dream
+    assert json.loads((project / "metrics" / "collect.json").read_text())["mean_random_return"] > 0
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    names = {m.name for m in client.search_registered_models()}
+    assert "wm-agent-takecover" in names and "wm-agent" not in names  # Doom's champion lives apart
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/wm-agent-takecover@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    import gymnasium as gym
+    import vizdoom.gymnasium_wrapper  # noqa: F401
+
+    game = gym.make("VizdoomTakeCover-v1", screen_resolution="RES_160X120")
+    try:
+        obs, _ = game.reset(seed=1)
+        for t in range(30):
+            action = model.predict(obs["screen"][None], params={"reset": t == 0})
+            assert action.shape == (1, 1) and action[0, 0] in (-1.0, 0.0, 1.0)
+            obs, reward, terminated, _, _ = game.step({-1.0: 2, 0.0: 0, 1.0: 1}[float(action[0, 0])])
+            assert reward == 1.0 and not terminated
+    finally:
+        game.close()
