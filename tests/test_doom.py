@@ -115,6 +115,25 @@ def test_the_done_head_learns_where_episodes_end() -> None:
     assert torch.equal(model.expected_reward(heads), torch.ones_like(heads.reward))  # survival: +1 per step
 
 
+def test_the_done_head_cannot_learn_deaths_by_counting_steps() -> None:
+    # deaths with no cue in the frames: M should learn their low base rate, not "done at the window's last step"
+    # (every training window starts from a zero state, so a death always in the same window position is countable)
+    rng = np.random.default_rng(1)
+    lengths = np.array([45, 60, 37, 52] * 4)
+    n = int(lengths.sum())
+    dones = np.zeros(n, np.float32)
+    dones[np.cumsum(lengths) - 1] = 1.0
+    latents = {"mu": rng.standard_normal((n, 4)).astype(np.float32) * 0.1,
+               "logsigma": np.full((n, 4), -4.0, np.float32), "actions": np.zeros((n, 1), np.float32),
+               "rewards": np.ones(n, np.float32), "dones": dones, "lengths": lengths}
+    cfg = MdrnnConfig(**{**DOOM["mdrnn"], "hidden": 16, "seq_len": 16, "epochs": 60, "batch_size": 8, "lr": 0.01,
+                         "holdout": 0.0})
+    model = train_mdrnn(latents, cfg, seed=0, progress=False).model
+    with torch.no_grad():  # a dream's view: from M's zero state, 40 steps of an ordinary episode
+        heads, _ = model(torch.from_numpy(latents["mu"][None, :40]), torch.zeros(1, 40, 1))
+    assert torch.sigmoid(heads.done_logit[0]).max() < 0.5
+
+
 @pytest.mark.e2e
 def test_doom_smoke_profile_runs_end_to_end_and_registers_apart(tmp_path: Path, prefect_server: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

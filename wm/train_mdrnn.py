@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from wm.checkpoint import Checkpoint, restore_training, training_state
 from wm.config import MdrnnConfig
-from wm.mdrnn import MDRNN, STEP_REWARD, gmm_nll
+from wm.mdrnn import MDRNN, STEP_REWARD, Heads, gmm_nll
 
 
 @dataclass
@@ -22,17 +22,20 @@ class MdrnnResult:
     heldout: dict[str, float] = field(default_factory=dict)
 
 
-def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | None = None) -> np.ndarray:
+def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | None = None, seed: int = 0
+                 ) -> np.ndarray:
     """Start offsets (into the concatenated arrays) of non-overlapping windows of seq_len + 1 steps.
 
-    A rollout that ended in a terminal step (`terminated`, one flag per rollout) also gets the window whose last
-    input is that step: it has no next frame, so its z target is masked (`_batch`), but it is the only place where
-    the done head sees a done. Without it M never learns that Take Cover's agent dies."""
+    A rollout that ended in a terminal step (`terminated`, one flag per rollout) also gets one window that holds
+    that step, the only place where the done head sees a done (without it M never learns that Take Cover's agent
+    dies). The terminal step sits at a random position of its window (steps after it are masked in `_batch`): were
+    it always last, an LSTM that starts every window from zero would learn "done at step seq_len" by counting."""
+    rng = np.random.default_rng(seed)
     starts, offset = [], 0
     for i, n in enumerate(lengths):
         own = list(range(0, int(n) - seq_len, seq_len))
-        if terminated is not None and terminated[i] and n >= seq_len and (not own or own[-1] != n - seq_len):
-            own.append(int(n) - seq_len)
+        if terminated is not None and terminated[i]:
+            own.append(int(n) - 1 - int(rng.integers(0, min(seq_len, int(n)))))
         starts.extend(offset + s for s in own)
         offset += int(n)
     return np.asarray(starts, dtype=np.int64)
@@ -40,12 +43,13 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
 
 def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator):
     idx = starts[:, None] + torch.arange(seq_len + 1)[None, :]
-    has_next = data["has_next"][idx[:, :-1]]
-    idx = idx.clamp(max=len(data["mu"]) - 1)  # a terminal window's missing last target (masked by has_next)
+    end = data["end"][starts][:, None]  # the last step of each window's rollout
+    valid, has_next = idx[:, :-1] <= end, idx[:, :-1] < end  # a terminal window runs past its rollout's end
+    idx = torch.minimum(idx, end)  # inputs past the end repeat the last step; their losses are masked
     mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
     z = mu + sigma * torch.randn(mu.shape, generator=gen)
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
-            data["dones"][idx[:, :-1]], has_next)
+            data["dones"][idx[:, :-1]], valid, has_next)
 
 
 def tile_reward(rewards: np.ndarray) -> float:
@@ -57,9 +61,12 @@ def tile_reward(rewards: np.ndarray) -> float:
 
 
 def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    z, a, z_next, r, d, has_next = batch
+    z, a, z_next, r, d, valid, has_next = batch
     heads, _ = model(z, a)
     step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
+    if not bool(valid.all()):  # a terminal window: only the steps up to the rollout's end count
+        heads = Heads(*(h[valid] for h in heads))
+        step_nll, z_next, r, d, has_next = step_nll[valid], z_next[valid], r[valid], d[valid], has_next[valid]
     nll = step_nll.mean() if bool(has_next.all()) else step_nll[has_next].mean()
     tile = (r > 0).float()
     weight = 1.0 + (reward_weight - 1.0) * tile  # the rare reward steps count reward_weight times
@@ -91,13 +98,12 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
             for k in ("mu", "logsigma", "actions", "rewards", "dones")}
     lengths = latents["lengths"]
     ends = np.cumsum(lengths) - 1
-    data["has_next"] = torch.ones(len(data["mu"]), dtype=torch.bool)
-    data["has_next"][torch.from_numpy(ends)] = False
+    data["end"] = torch.from_numpy(np.repeat(ends, lengths).astype(np.int64))
     terminated = np.asarray(latents["dones"], dtype=bool)[ends]
     n_hold = int(round(len(lengths) * cfg.holdout)) if len(lengths) > 1 else 0
     split = int(np.sum(lengths[: len(lengths) - n_hold]))
-    windows = make_windows(lengths, cfg.seq_len, terminated)
-    train_w = torch.from_numpy(windows[windows + cfg.seq_len <= split])
+    windows = make_windows(lengths, cfg.seq_len, terminated, seed)
+    train_w = torch.from_numpy(windows[windows < split])  # windows start inside their rollout
     held_w = torch.from_numpy(windows[windows >= split])
     if len(train_w) == 0:
         raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
