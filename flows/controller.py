@@ -42,7 +42,7 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
     """The population scorer for controller.mode, built once; a counter of the real-env steps it has used; and a
     few words on where it scores."""
     if cfg.mode == "dream":
-        dream = DreamFitness(mdrnn, latents, cfg, p.dream, p.env.id)
+        dream = DreamFitness(mdrnn, latents, cfg, p.dream, p.env.id, p.device)
         where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
         return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)

@@ -14,8 +14,8 @@ from prefect import flow
 from wm.agent import Agent
 from wm.config import load_params
 from wm.controller import load_controller
-from wm.diagnose import (dream_frames, dream_score, open_loop_dream, predicted_rewards, real_trace, recon_grid,
-                         side_by_side)
+from wm.diagnose import (dream_frames, dream_score, open_loop_dream, predicted_done, predicted_rewards, real_trace,
+                         recon_grid, side_by_side)
 from wm.dream_fitness import DreamFitness
 from wm.io import atomic_path, write_json
 from wm.mdrnn import load_mdrnn
@@ -33,7 +33,7 @@ def dream_flow(vae: str, mdrnn: str, latents: str, controller: str, video: str, 
     with stage_run("dream" if k == 0 else f"dream_iter@{k}",
                    {"seed": p.seed, "controller": p.controller.model_dump(), "dream": p.dream.model_dump(),
                     "iteration": k}) as ml:
-        fitness = DreamFitness(mdrnn, latents, p.controller, p.dream, p.env.id)
+        fitness = DreamFitness(mdrnn, latents, p.controller, p.dream, p.env.id, p.device)
         c, v, m = load_controller(controller), load_vae(vae), load_mdrnn(mdrnn)
         score = dream_score(fitness, c, p.seed, p.controller.eval_episodes)
         frames, video_return, steps = dream_frames(fitness, c, v, p.seed)
@@ -52,15 +52,21 @@ def dream_flow(vae: str, mdrnn: str, latents: str, controller: str, video: str, 
         with atomic_path(recon) as tmp:
             Image.fromarray(recon_grid(v, trace["frames"])).resize((8 * 64 * 2, 2 * 64 * 2), Image.NEAREST).save(
                 tmp, format="PNG")
-        tile = real_r > 0
         out = {"iteration": k, "temperature": p.dream.temperature, "dropout": p.dream.dropout,
                "dream_return": score, "episodes": p.controller.eval_episodes, "video_dream_return": video_return,
                "video_steps": steps, "real_episode_return": float(real_r.sum()),
                "m_predicted_return": float(predicted.sum()), "open_loop_dream_return": float(dream_rewards.sum()),
-               "reward_corr": float(np.corrcoef(real_r, predicted)[0, 1]) if real_r.std() and predicted.std() else 0.0,
-               "tile_steps": int(tile.sum()),
-               "predicted_on_tile_steps": float(predicted[tile].mean()) if tile.any() else None,
-               "predicted_on_other_steps": float(predicted[~tile].mean()) if (~tile).any() else None}
+               "reward_corr": float(np.corrcoef(real_r, predicted)[0, 1]) if real_r.std() and predicted.std() else 0.0}
+        if p.env.id == "CarRacing-v3":  # does M's reward tell the steps that reach a new tile?
+            tile = real_r > 0
+            out |= {"tile_steps": int(tile.sum()),
+                    "predicted_on_tile_steps": float(predicted[tile].mean()) if tile.any() else None,
+                    "predicted_on_other_steps": float(predicted[~tile].mean()) if (~tile).any() else None}
+        else:  # Take Cover: does M's done head see the death coming, and only then?
+            p_done = predicted_done(m, v, trace)
+            out |= {"real_episode_died": bool(trace["dones"][-1]), "m_done_prob_last_step": float(p_done[-1]),
+                    "m_done_prob_max_before": float(p_done[:-1].max()) if len(p_done) > 1 else None,
+                    "m_done_steps_before": int((p_done[:-1] > 0.5).sum())}
         print(f"dream return of C at tau {p.dream.temperature}: {score:.1f} over {p.controller.eval_episodes} dreams; "
               f"one real episode returned {out['real_episode_return']:.1f}, M predicted "
               f"{out['m_predicted_return']:.1f} along it")

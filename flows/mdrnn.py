@@ -7,6 +7,7 @@ from ops.tracking import log_history, stage_run
 from prefect import flow
 from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
+from wm.device import resolve_device
 from wm.io import load_npz, write_json
 from wm.mdrnn import load_mdrnn, save_mdrnn
 from wm.seeds import iteration_seed
@@ -29,7 +30,7 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
         data = load_npz(latents)
         checkpoint = stage_checkpoint(stage, config, [latents, __file__] + ([init] if init else []))
         result = train_mdrnn(data, cfg, iteration_seed(p.seed, k), init=load_mdrnn(init) if init else None,
-                             checkpoint=checkpoint)
+                             checkpoint=checkpoint, device=resolve_device(p.device))
         save_mdrnn(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]

@@ -7,6 +7,7 @@ from ops.tracking import log_history, stage_run
 from prefect import flow
 from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
+from wm.device import resolve_device
 from wm.io import write_json
 from wm.rollouts import load_frames, list_rollouts
 from wm.train_vae import train_vae
@@ -22,7 +23,9 @@ def vae_flow(rollouts: str, model: str, metrics: str, plot: str, params_path: st
         frames = load_frames(rollouts, p.vae.max_frames, p.seed)
         print(f"training the VAE on {len(frames)} frames")
         checkpoint = stage_checkpoint("vae", config, [rollouts, __file__])
-        result = train_vae(frames, p.vae, p.seed, checkpoint=checkpoint)
+        device = resolve_device(p.device)
+        print(f"training the VAE on {device}")
+        result = train_vae(frames, p.vae, p.seed, checkpoint=checkpoint, device=device)
         save_vae(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]

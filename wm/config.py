@@ -181,6 +181,7 @@ class Params(_Section):
     """Everything in params.yaml."""
 
     seed: int = Field(ge=0, lt=2**31)
+    device: Literal["auto", "cpu", "cuda"]  # V, M, encoding and the dream (wm/device.py); auto: a GPU if torch sees one
     env: EnvConfig
     runner: RunnerConfig
     collect: CollectConfig

@@ -32,7 +32,7 @@ def dream_frames(fitness: DreamFitness, controller: Controller, vae: ConvVAE, se
                  ) -> tuple[np.ndarray, float, int]:
     """One full-length dream of `controller` (no patience cut) decoded through V: (frames, return, steps)."""
     dream = fitness.world(patience=False)
-    flat = torch.as_tensor(controller.get_flat(), dtype=torch.float32).unsqueeze(0)
+    flat = torch.as_tensor(controller.get_flat(), dtype=torch.float32).unsqueeze(0).to(dream.device)
     policy = BatchedController(controller.arch, flat, dream.z_dim, dream.hidden, controller.hidden_units,
                                controller.env)
     result = dream.rollout(policy, check_seeds(seed, 1), record=True)
@@ -41,9 +41,10 @@ def dream_frames(fitness: DreamFitness, controller: Controller, vae: ConvVAE, se
 
 
 def real_trace(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int) -> dict[str, np.ndarray]:
-    """One real episode of the agent: frames (T, 64, 64, 3) seen, actions (T, action_dim) taken, rewards (T,) received."""
+    """One real episode of the agent: frames (T, 64, 64, 3) seen, actions (T, action_dim) taken, rewards (T,)
+    received and dones (T,) (the env ended the episode: off the track, or dead)."""
     env = make_env(env_cfg)
-    frames, actions, rewards = [], [], []
+    frames, actions, rewards, dones = [], [], [], []
     try:
         frame, _ = env.reset(seed=seed)
         agent.reset()
@@ -53,12 +54,13 @@ def real_trace(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int) -> d
             actions.append(action)
             frame, reward, terminated, truncated, _ = env.step(action)
             rewards.append(reward)
+            dones.append(terminated)
             if terminated or truncated:
                 break
     finally:
         env.close()
     return {"frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
-            "rewards": np.asarray(rewards, dtype=np.float32)}
+            "rewards": np.asarray(rewards, dtype=np.float32), "dones": np.asarray(dones, dtype=bool)}
 
 
 @torch.no_grad()
@@ -73,6 +75,13 @@ def predicted_rewards(mdrnn: MDRNN, vae: ConvVAE, trace: dict[str, np.ndarray]) 
     """M's reward for each real step, given the real latents and actions up to it (teacher forcing)."""
     heads, _ = mdrnn(encode_mu(vae, trace["frames"]).unsqueeze(0), torch.from_numpy(trace["actions"]).unsqueeze(0))
     return mdrnn.expected_reward(heads)[0].numpy()
+
+
+@torch.no_grad()
+def predicted_done(mdrnn: MDRNN, vae: ConvVAE, trace: dict[str, np.ndarray]) -> np.ndarray:
+    """M's P(done) for each real step, teacher-forced like predicted_rewards (in Take Cover: P(the agent dies))."""
+    heads, _ = mdrnn(encode_mu(vae, trace["frames"]).unsqueeze(0), torch.from_numpy(trace["actions"]).unsqueeze(0))
+    return torch.sigmoid(heads.done_logit[0]).numpy()
 
 
 @torch.no_grad()

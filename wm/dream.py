@@ -102,7 +102,8 @@ class Dream:
     """M as a batched environment: `rollout` plays P controllers x T trials in one tensor loop through M.step."""
 
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
-                 max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0) -> None:
+                 max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
+                 device: torch.device | str = "cpu") -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
@@ -111,18 +112,19 @@ class Dream:
         z_pool = pool.z if pool is not None else start_pool
         if z_pool.ndim != 2 or z_pool.shape[1] != mdrnn.z_dim or len(z_pool) == 0:
             raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(z_pool.shape)}")
-        self.mdrnn = mdrnn.eval()
+        self.device = torch.device(device)
+        self.mdrnn = mdrnn.to(self.device).eval()
         self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
         if pool is None:  # a bare tensor of latents starts from M's zero state
             zeros = torch.zeros(len(z_pool), self.hidden)
             pool = StartPool(z_pool, zeros, zeros.clone())
-        self.start_pool = StartPool(pool.z.float(), pool.h.float(), pool.c.float())
+        self.start_pool = StartPool(*(x.float().to(self.device) for x in (pool.z, pool.h, pool.c)))
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
 
     def start(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One real start per trial: latents (T, z) and M's state there, h and c (T, hidden)."""
-        idx = torch.randint(len(self.start_pool), (trials,), generator=gen)
+        idx = torch.randint(len(self.start_pool), (trials,), generator=gen).to(self.device)
         return self.start_pool.z[idx], self.start_pool.h[idx], self.start_pool.c[idx]
 
     def draw_masks(self, gen: torch.Generator, trials: int) -> torch.Tensor | None:
@@ -130,11 +132,14 @@ class Dream:
         if self.dropout == 0:
             return None
         keep = (torch.rand(trials, self.hidden, generator=gen) >= self.dropout).float()
-        return keep / (1.0 - self.dropout)
+        return (keep / (1.0 - self.dropout)).to(self.device)
 
     def draw_noise(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's random numbers per trial: a uniform for the mixture pick (T, 1), normals for z (T, z)."""
-        return torch.rand(trials, 1, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
+        """One step's random numbers per trial: a uniform for the mixture pick (T, 1), normals for z (T, z).
+
+        Drawn on the CPU (the generator's device) and moved: a dream's numbers are the same on every device."""
+        uniform, normal = torch.rand(trials, 1, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
+        return uniform.to(self.device), normal.to(self.device)
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: State, uniform: torch.Tensor,
@@ -168,11 +173,12 @@ class Dream:
         z = z0.unsqueeze(0).expand(p, t, self.z_dim).contiguous()
         masks = self.draw_masks(gen, t)
         state = self.initial_state(h0, c0, p)
-        total = torch.zeros(p, t)
-        best = torch.full((p, t), -math.inf)
-        since_best = torch.zeros(p, t, dtype=torch.long)
-        steps = torch.zeros(p, t, dtype=torch.long)
-        alive = torch.ones(p, t, dtype=torch.bool)
+        dev = self.device
+        total = torch.zeros(p, t, device=dev)
+        best = torch.full((p, t), -math.inf, device=dev)
+        since_best = torch.zeros(p, t, dtype=torch.long, device=dev)
+        steps = torch.zeros(p, t, dtype=torch.long, device=dev)
+        alive = torch.ones(p, t, dtype=torch.bool, device=dev)
         trace = [z.clone()] if record else []
         for _ in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
@@ -190,7 +196,7 @@ class Dream:
                 trace.append(z.clone())
             if not alive.any():
                 break
-        return DreamResult(total, steps, torch.stack(trace) if record else None)
+        return DreamResult(total.cpu(), steps.cpu(), torch.stack(trace).cpu() if record else None)
 
 
 class DreamEnv(gym.Env):
@@ -222,25 +228,26 @@ class DreamEnv(gym.Env):
         self._masks = self.dream.draw_masks(self._gen, 1)
         self._state = self.dream.initial_state(h0, c0, 1)
         self._steps = 0
-        return self._z.view(-1).numpy().copy(), {"h": self._state[0].view(-1).numpy().copy()}
+        return self._z.view(-1).cpu().numpy(), {"h": self._state[0].view(-1).cpu().numpy()}
 
     def step(self, action: np.ndarray):
         """Advance the dream with an env action (CarRacing: steer, gas, brake; Take Cover: left / stay / right)."""
         if self._gen is None:
             raise RuntimeError("call reset() before step()")
         uniform, normal = self.dream.draw_noise(self._gen, 1)
-        a = self.actions.snap(torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, self.actions.dim))
+        a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, self.actions.dim)
+        a = self.actions.snap(a).to(self.dream.device)
         self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal,
                                                                    self._masks)
         self._steps += 1
         truncated = self._steps >= self.dream.max_steps
-        info = {"h": self._state[0].view(-1).numpy().copy()}
-        return self._z.view(-1).numpy().copy(), float(reward), bool(done), truncated, info
+        info = {"h": self._state[0].view(-1).cpu().numpy()}
+        return self._z.view(-1).cpu().numpy(), float(reward), bool(done), truncated, info
 
     @torch.no_grad()
     def render(self) -> np.ndarray | None:
         """The current latent decoded by V: uint8 (64, 64, 3)."""
         if self.render_mode != "rgb_array":
             return None
-        frame = self.vae.decode(self._z.view(1, -1))[0]
+        frame = self.vae.decode(self._z.view(1, -1).to(next(self.vae.parameters()).device))[0].cpu()
         return (frame.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()

@@ -16,6 +16,7 @@ import torch
 from wm.actions import CARRACING
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController
+from wm.device import resolve_device
 from wm.dream import Dream, burned_in_starts, first_frame_starts
 from wm.io import load_npz
 from wm.mdrnn import load_mdrnn
@@ -27,10 +28,10 @@ def _stamp(*paths: str | Path) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           dropout: float, start: str, stamp: tuple[float, ...]) -> Dream:
+           dropout: float, start: str, device: str, stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
     pool = burned_in_starts(mdrnn, latents) if start == "burned_in" else first_frame_starts(mdrnn, latents)
-    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout)
+    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device))
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,18 @@ class DreamFitness:
     controller: ControllerConfig
     dream: DreamConfig
     env: str = CARRACING  # whose actions C outputs (wm.actions)
+    device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
-                      _stamp(self.mdrnn, self.latents))
+                      self.device, _stamp(self.mdrnn, self.latents))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
         dream, c = self.world(), self.controller
-        flat = torch.as_tensor(np.stack([np.asarray(x) for x in candidates]), dtype=torch.float32)
+        flat = torch.as_tensor(np.stack([np.asarray(x) for x in candidates]), dtype=torch.float32).to(dream.device)
         return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units, self.env)
 
     def population(self, candidates: Sequence[np.ndarray], seeds: Sequence[int]) -> list[float]:

@@ -13,13 +13,14 @@ from wm.vae import ConvVAE, to_input
 
 
 def encode_frames(model: ConvVAE, frames: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 frames (T, 64, 64, 3) to float32 (mu, logvar), each (T, z)."""
+    """uint8 frames (T, 64, 64, 3) to float32 (mu, logvar), each (T, z), on the device the model is on."""
     mus, logvars = [], []
+    device = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(frames), batch):
-            mu, logvar = model.encode(to_input(torch.from_numpy(frames[i:i + batch])))
-            mus.append(mu.numpy())
-            logvars.append(logvar.numpy())
+            mu, logvar = model.encode(to_input(torch.from_numpy(frames[i:i + batch]).to(device)))
+            mus.append(mu.cpu().numpy())
+            logvars.append(logvar.cpu().numpy())
     return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
 
 

@@ -42,12 +42,14 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
 
 
 def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator):
-    idx = starts[:, None] + torch.arange(seq_len + 1)[None, :]
+    device = data["mu"].device
+    starts = starts.to(device)
+    idx = starts[:, None] + torch.arange(seq_len + 1, device=device)[None, :]
     end = data["end"][starts][:, None]  # the last step of each window's rollout
     valid, has_next = idx[:, :-1] <= end, idx[:, :-1] < end  # a terminal window runs past its rollout's end
     idx = torch.minimum(idx, end)  # inputs past the end repeat the last step; their losses are masked
     mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
-    z = mu + sigma * torch.randn(mu.shape, generator=gen)
+    z = mu + sigma * torch.randn(mu.shape, generator=gen).to(device)  # drawn on the CPU: the same on any device
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
             data["dones"][idx[:, :-1]], valid, has_next)
 
@@ -73,11 +75,11 @@ def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0)
     if model.reward_kind == "tile":
         reward_loss = F.binary_cross_entropy_with_logits(heads.reward, tile, weight=weight)
     elif model.reward_kind == "survival":  # the dream pays +1 per step alive: nothing to learn
-        reward_loss = torch.zeros(())
+        reward_loss = torch.zeros((), device=r.device)
     else:
         reward_loss = (weight * (heads.reward - r).pow(2)).mean()
     # deaths are rare (one step per episode): done_weight counts them more, as the paper's Doom M does (10)
-    pos_weight = torch.tensor(done_weight) if done_weight != 1.0 else None
+    pos_weight = torch.tensor(done_weight, device=d.device) if done_weight != 1.0 else None
     bce = F.binary_cross_entropy_with_logits(heads.done_logit, d, pos_weight=pos_weight)
     # Scale the NLL per latent dimension so the reward and done terms are not drowned out.
     return {"loss": nll / model.z_dim + reward_loss + bce, "nll": nll, "reward_loss": reward_loss,
@@ -86,11 +88,13 @@ def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0)
 
 
 def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
-                init: MDRNN | None = None, checkpoint: Checkpoint | None = None) -> MdrnnResult:
+                init: MDRNN | None = None, checkpoint: Checkpoint | None = None,
+                device: torch.device | str = "cpu") -> MdrnnResult:
     """Fit an MDRNN to the output of the encode stage for cfg.epochs; the last rollouts are held out for validation.
 
     With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
     With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does.
+    The data and M live on `device`; the returned M is on the CPU.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -114,7 +118,9 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         if (init.z_dim, init.hidden, init.gaussians, init.reward_kind) != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward):
             raise ValueError("the M to fine-tune has another shape or reward head than mdrnn params ask for")
         model.load_state_dict(init.state_dict())
-    model.train()
+    device = torch.device(device)
+    data = {k: v.to(device) for k, v in data.items()}
+    model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     heldout: dict[str, float] = {}
@@ -146,7 +152,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         if checkpoint and epoch < cfg.epochs:
             tensors, state = training_state(model, opt, gen)
             checkpoint.save(tensors, {**state, "history": history, "heldout": heldout})
-    return MdrnnResult(model.eval(), history, heldout)
+    return MdrnnResult(model.cpu().eval(), history, heldout)
 
 
 @torch.no_grad()

@@ -21,12 +21,12 @@ class VaeResult:
     holdout_frames: np.ndarray | None = None
 
 
-def _evaluate(model: ConvVAE, frames: torch.Tensor, cfg: VaeConfig) -> tuple[float, float]:
+def _evaluate(model: ConvVAE, frames: torch.Tensor, cfg: VaeConfig, device: torch.device) -> tuple[float, float]:
     model.eval()
     rec_sum, kl_sum = 0.0, 0.0
     with torch.no_grad():
         for i in range(0, len(frames), 256):
-            x = to_input(frames[i:i + 256])
+            x = to_input(frames[i:i + 256].to(device))
             mu, logvar = model.encode(x)
             _, rec, kl = vae_loss(model.decode(mu), x, mu, logvar, cfg.kl_tolerance)
             rec_sum += rec.item() * len(x)
@@ -36,8 +36,11 @@ def _evaluate(model: ConvVAE, frames: torch.Tensor, cfg: VaeConfig) -> tuple[flo
 
 
 def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool = True,
-              checkpoint: Checkpoint | None = None) -> VaeResult:
+              checkpoint: Checkpoint | None = None, device: torch.device | str = "cpu") -> VaeResult:
     """Fit a ConvVAE to uint8 frames (N, 64, 64, 3); hold out a fraction for validation.
+
+    On a CUDA `device` the batches train under bf16 autocast (`vae.bf16` decides it on the CPU); the returned model
+    is on the CPU either way.
 
     With `checkpoint`, the state after each epoch is saved, and a run that finds one resumes after its epoch with the
     result an uninterrupted run gives (on the same CPU model).
@@ -51,7 +54,9 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
     n_hold = min(int(len(data) * cfg.holdout), len(data) - 1)
     held, train = data[order[:n_hold]], data[order[n_hold:]]
     # channels-last is ~10% faster for conv training on CPU (oneDNN); weights are saved contiguous
-    model = ConvVAE(cfg.z_dim).to(memory_format=torch.channels_last)
+    device = torch.device(device)
+    model = ConvVAE(cfg.z_dim).to(device, memory_format=torch.channels_last)
+    bf16 = cfg.bf16 or device.type == "cuda"
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     saved = checkpoint.load() if checkpoint else None
@@ -65,8 +70,9 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
         bar = tqdm(range(0, len(train), cfg.batch_size), desc=f"vae epoch {epoch}/{cfg.epochs}",
                    disable=not progress, unit="batch")
         for start in bar:
-            x = to_input(train[perm[start:start + cfg.batch_size]]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            batch = train[perm[start:start + cfg.batch_size]].to(device, non_blocking=True)
+            x = to_input(batch).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 recon, mu, logvar = model(x)
             loss, rec, kl = vae_loss(recon, x, mu.float(), logvar.float(), cfg.kl_tolerance)
             opt.zero_grad(set_to_none=True)
@@ -77,10 +83,10 @@ def train_vae(frames: np.ndarray, cfg: VaeConfig, seed: int = 0, progress: bool 
         loss, rec, kl = totals / len(train)
         row = {"epoch": epoch, "train_loss": loss, "train_recon": rec, "train_kl": kl}
         if n_hold:
-            row["val_recon"], row["val_kl"] = _evaluate(model, held, cfg)
+            row["val_recon"], row["val_kl"] = _evaluate(model, held, cfg, device)
         history.append({k: float(v) for k, v in row.items()})
         if checkpoint and epoch < cfg.epochs:
             tensors, state = training_state(model, opt, gen)
             checkpoint.save(tensors, {**state, "history": history})
     hold_np = held[:8].numpy() if n_hold else train[:8].numpy()
-    return VaeResult(model.to(memory_format=torch.contiguous_format).eval(), history, hold_np)
+    return VaeResult(model.to("cpu", memory_format=torch.contiguous_format).eval(), history, hold_np)
