@@ -3,6 +3,7 @@ C's one action in [-1, 1] snapped to move left / stay / move right, +1 reward pe
 living reward), and an episode that ends when the agent dies (or at the caller's step cap: the paper used 2,100)."""
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -62,6 +63,13 @@ class TakeCover(gym.Wrapper):
 # one game per screen size and starts every episode with reset(seed=...), which replays it exactly: a reused game
 # gives the same bytes as a fresh one (tests/test_doom.py).
 _GAMES: dict[tuple[str, int], gym.Env] = {}
+
+
+@atexit.register
+def _close_games() -> None:
+    """Stop the kept games' vizdoom processes when the Python process ends."""
+    for game in _GAMES.values():
+        game.close()
 
 
 def make_env(cfg: TakeCoverConfig) -> gym.Env:
