@@ -81,14 +81,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
     """A fresh git repo holding a copy of this project with params/smoke.yaml as params.yaml."""
-    dest = tmp_path / "proj"
+    return make_project(tmp_path / "proj")
+
+
+def make_project(dest: Path, profile: str = "smoke.yaml") -> Path:
+    """Copy this project into `dest` with params/<profile> as params.yaml, as a fresh git repo."""
     for name in ("wm", "flows", "ops", "params", "reference"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy2(REPO / name, dest / name)
     (dest / ".dvc").mkdir()
     shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")
-    shutil.copy2(REPO / "params" / "smoke.yaml", dest / "params.yaml")
+    shutil.copy2(REPO / "params" / profile, dest / "params.yaml")
     (dest / ".gitignore").write_text("/data/\n/models/\n/videos/\n/mlflow.db\n/mlartifacts/\n/.checkpoints/\n__pycache__/\n")
     git = ["git", "-c", "user.email=ci@wm", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)

@@ -3,7 +3,6 @@ the tiny Doom profile end to end (real vizdoom, real DVC, Prefect and MLflow).""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, make_project, subprocess_env
 from wm.actions import TAKECOVER, action_map
 from wm.collect import collect_rollout
 from wm.config import CollectConfig, MdrnnConfig, ParamsError, TakeCoverConfig, load_params
@@ -140,15 +139,7 @@ def test_doom_smoke_profile_runs_end_to_end_and_registers_apart(tmp_path: Path, 
     import mlflow
     from mlflow import MlflowClient
 
-    project = tmp_path / "doom"
-    for name in ("wm", "flows", "ops", "params", "reference"):
-        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy2(REPO / name, project / name)
-    (project / ".dvc").mkdir()
-    shutil.copy2(REPO / ".dvc" / "config", project / ".dvc" / "config")
-    shutil.copy2(REPO / "params" / "doom_smoke.yaml", project / "params.yaml")
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    project = make_project(tmp_path / "doom", "doom_smoke.yaml")
     env = subprocess_env(PREFECT_API_URL=prefect_server, PYTHONPATH="")
     for expect_runs in (True, False):
         proc = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True, timeout=600, env=env)
