@@ -9,7 +9,8 @@ from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
 from wm.device import resolve_device
 from wm.io import write_json
-from wm.rollouts import load_frames, list_rollouts
+from wm.frames import FrameSource
+from wm.rollouts import list_rollouts
 from wm.train_vae import train_vae
 from wm.vae import save_vae
 
@@ -20,21 +21,23 @@ def vae_flow(rollouts: str, model: str, metrics: str, plot: str, params_path: st
     p = load_params(params_path)
     config = {"seed": p.seed, "vae": p.vae.model_dump()}
     with stage_run("vae", config) as ml:
-        frames = load_frames(rollouts, p.vae.max_frames, p.seed)
-        print(f"training the VAE on {len(frames)} frames")
+        source = FrameSource.from_dir(rollouts, p.vae.holdout, p.vae.max_frames, p.seed)
+        frames = source.train_frames()
+        print(f"training the VAE on {frames:,} frames of {len(source.lengths)} rollouts, streamed through a "
+              f"buffer of {p.vae.buffer:,} frames and {p.vae.workers} reader processes")
         checkpoint = stage_checkpoint("vae", config, [rollouts, __file__])
         device = resolve_device(p.device)
         print(f"training the VAE on {device}")
-        result = train_vae(frames, p.vae, p.seed, checkpoint=checkpoint, device=device)
+        result = train_vae(source, p.vae, p.seed, checkpoint=checkpoint, device=device)
         save_vae(model, result.model)
         log_history(ml, result.history, "epoch")
         last = result.history[-1]
-        out = {"frames": int(len(frames)), **{k: v for k, v in last.items() if k != "epoch"}}
+        out = {"frames": frames, **{k: v for k, v in last.items() if k != "epoch"}}
         write_json(metrics, out)
         write_json(plot, result.history)
         recon = out.get("val_recon", out["train_recon"])
         register_weights(VAE, model, "vae", p.model_dump(),
-                         f"V (z = {p.vae.z_dim}) trained {p.vae.epochs} epochs on {len(frames):,} frames of "
+                         f"V (z = {p.vae.z_dim}) trained {p.vae.epochs} epochs on {frames:,} frames of "
                          f"{len(list_rollouts(rollouts))} {p.collect.policy} rollouts (seed {p.seed}); "
                          f"held-out reconstruction error {recon:.1f} (summed squared error per frame).")
         checkpoint.clear()

@@ -78,7 +78,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     p = smoke_params()
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
-                           DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame"))
+                           DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame", done="threshold"))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -211,3 +211,22 @@ def test_a_dream_from_a_start_pool_begins_in_its_state(world) -> None:
     warm = Dream(mdrnn, StartPool(pool, h, h.clone()), max_steps=10).rollout(policy, [1, 2])
     assert torch.equal(zero.returns, same.returns)  # a bare latent pool is the zero state
     assert not torch.allclose(zero.returns, warm.returns)
+
+
+@pytest.mark.parametrize("weight", [1.0, 10.0])
+def test_sampled_deaths_follow_ms_calibrated_hazard(weight: float) -> None:
+    """With done="sample" a dream dies at each step with M's P(done), the training weight undone: a constant
+    hazard p gives geometric lifetimes of mean 1 / p, where the threshold rule never ends the dream."""
+    torch.manual_seed(0)
+    m = MDRNN(z_dim=4, action_dim=3, hidden=8, gaussians=2, reward_kind="survival", done_weight=weight).eval()
+    p = 0.05
+    with torch.no_grad():  # the done logit is the head's last output: a constant from its bias alone
+        m.head.weight[-1].zero_()
+        m.head.bias[-1] = float(np.log(p / (1 - p)) + np.log(weight))
+    pool, policy = torch.randn(5, 4), BatchedController("linear", candidates("linear", 2, z_dim=4, h_dim=8), 4, 8)
+    sampled = Dream(m, pool, max_steps=400, done="sample").rollout(policy, list(range(300)))
+    assert abs(sampled.steps.float().mean().item() - 1 / p) < 3.0  # geometric mean 20, standard error ~1.1
+    assert torch.equal(sampled.steps[0], sampled.steps[1])  # the death draws are shared by all candidates
+    assert (Dream(m, pool, max_steps=50).rollout(policy, [1, 2]).steps == 50).all()  # P = 0.05 < 0.5: never
+    with pytest.raises(ValueError, match="done must be"):
+        Dream(m, pool, done="coin")

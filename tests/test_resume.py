@@ -18,7 +18,7 @@ from wm.dream_fitness import DreamFitness
 from wm.encode import encode_rollouts
 from wm.io import load_npz
 from wm.mdrnn import MDRNN, save_mdrnn
-from wm.rollouts import load_frames
+from wm.frames import FrameSource
 from wm.train_mdrnn import train_mdrnn
 from wm.train_vae import train_vae
 from wm.vae import ConvVAE
@@ -54,7 +54,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.manual_seed(0)
     encode_rollouts(ConvVAE(P["vae"]["z_dim"]), root / "rollouts", root / "latents.npz", progress=False)
     save_mdrnn(root / "mdrnn.safetensors", MDRNN(P["vae"]["z_dim"], 3, 32, 2))
-    return {"root": root, "frames": load_frames(root / "rollouts"), "latents": load_npz(root / "latents.npz")}
+    frames = FrameSource.from_dir(root / "rollouts", P["vae"]["holdout"], None, 0)  # streamed, as the stage does
+    return {"root": root, "frames": frames, "latents": load_npz(root / "latents.npz")}
 
 
 def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:

@@ -80,6 +80,8 @@ class VaeConfig(_Section):
     kl_tolerance: float = Field(ge=0)  # KL floored at kl_tolerance * z_dim
     max_frames: int | None = Field(ge=16)  # subsample the dataset; null uses every frame
     holdout: float = Field(ge=0, lt=1)
+    buffer: int = Field(ge=1)  # shuffle buffer in frames (12 KB each): with one rollout file, V's data memory
+    workers: int = Field(ge=0, le=64)  # DataLoader processes that read and shuffle frames; 0 reads in the trainer
     bf16: bool  # bf16 autocast: faster only on CPUs with avx512_bf16 or AMX
 
 
@@ -131,6 +133,9 @@ class DreamConfig(_Section):
     # where dreams start: a real first frame with M's zero state, or any real frame with M's state after reading
     # its rollout up to there (short dreams from where the data is)
     start: Literal["first_frame", "burned_in"]
+    # how M's done head ends a dream: when P(done) > 0.5 on its training scale (the paper's rule), or by drawing
+    # each step's death from M's calibrated P(done) (wm.mdrnn.MDRNN.done_prob), a hazard rather than a verdict
+    done: Literal["threshold", "sample"]
 
 
 class IterateConfig(_Section):

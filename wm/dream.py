@@ -103,11 +103,13 @@ class Dream:
 
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", done: str = "threshold") -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if done not in ("threshold", "sample"):
+            raise ValueError(f"done must be 'threshold' or 'sample', got {done!r}")
         pool = start_pool if isinstance(start_pool, StartPool) else None
         z_pool = pool.z if pool is not None else start_pool
         if z_pool.ndim != 2 or z_pool.shape[1] != mdrnn.z_dim or len(z_pool) == 0:
@@ -121,6 +123,7 @@ class Dream:
         self.start_pool = StartPool(*(x.float().to(self.device) for x in (pool.z, pool.h, pool.c)))
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
+        self.done = done
 
     def start(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One real start per trial: latents (T, z) and M's state there, h and c (T, hidden)."""
@@ -135,10 +138,12 @@ class Dream:
         return (keep / (1.0 - self.dropout)).to(self.device)
 
     def draw_noise(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's random numbers per trial: a uniform for the mixture pick (T, 1), normals for z (T, z).
+        """One step's random numbers per trial: uniforms (T, 1) for the mixture pick, and with `done="sample"` a
+        second column for the death draw (T, 2); normals for z (T, z).
 
         Drawn on the CPU (the generator's device) and moved: a dream's numbers are the same on every device."""
-        uniform, normal = torch.rand(trials, 1, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
+        uniforms = 2 if self.done == "sample" else 1
+        uniform, normal = torch.rand(trials, uniforms, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
         return uniform.to(self.device), normal.to(self.device)
 
     @torch.no_grad()
@@ -147,16 +152,22 @@ class Dream:
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c).
 
-        The noise of a trial, (T, 1) and (T, z), and its dropout mask (T, hidden) are shared by all P candidates.
+        The noise of a trial, (T, 1 or 2) and (T, z), and its dropout mask (T, hidden) are shared by all P
+        candidates. A dream ends where P(done) > 0.5 (`done="threshold"`), or where the trial's death draw falls
+        under M's calibrated P(done) (`done="sample"`).
         """
         p, t = z.shape[:2]
         flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
         z_next, heads, state = self.mdrnn.step(
             z.reshape(p * t, -1), action.reshape(p * t, -1), state, self.temperature,
-            uniform.expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1),
+            uniform[:, :1].expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1),
             flat_masks)
         reward = self.mdrnn.expected_reward(heads)
-        return (z_next.view(p, t, -1), reward.view(p, t), heads.done_logit.view(p, t) > 0.0, state)
+        if self.done == "sample":
+            done = uniform[:, 1].expand(p, t) < self.mdrnn.done_prob(heads).view(p, t)
+        else:
+            done = heads.done_logit.view(p, t) > 0.0
+        return z_next.view(p, t, -1), reward.view(p, t), done, state
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> State:
         """M's state for a flat batch of P x T dreams from the trials' start states (T, hidden)."""

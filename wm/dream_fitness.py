@@ -28,10 +28,10 @@ def _stamp(*paths: str | Path) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           dropout: float, start: str, device: str, stamp: tuple[float, ...]) -> Dream:
+           dropout: float, start: str, device: str, done: str, stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
     pool = burned_in_starts(mdrnn, latents) if start == "burned_in" else first_frame_starts(mdrnn, latents)
-    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device))
+    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class DreamFitness:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
-                      self.device, _stamp(self.mdrnn, self.latents))
+                      self.device, self.dream.done, _stamp(self.mdrnn, self.latents))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""

@@ -70,12 +70,14 @@ class MDRNN(nn.Module):
     """
 
     def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5,
-                 reward_kind: str = "regress", tile_reward: float = 0.0, dropout: float = 0.0) -> None:
+                 reward_kind: str = "regress", tile_reward: float = 0.0, dropout: float = 0.0,
+                 done_weight: float = 1.0) -> None:
         super().__init__()
         if reward_kind not in REWARD_KINDS:
             raise ValueError(f"reward_kind must be one of {REWARD_KINDS}, got {reward_kind!r}")
         self.z_dim, self.action_dim, self.hidden, self.gaussians = z_dim, action_dim, hidden, gaussians
         self.reward_kind, self.tile_reward, self.dropout = reward_kind, float(tile_reward), float(dropout)
+        self.done_weight = float(done_weight)  # the weight deaths had in training: done_prob undoes it
         self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, gaussians * (2 * z_dim + 1) + 2)
 
@@ -83,7 +85,11 @@ class MDRNN(nn.Module):
         """Constructor arguments, saved with the weights."""
         return {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
                 "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "done_weight": self.done_weight}
+
+    def done_prob(self, heads: Heads) -> torch.Tensor:
+        """P(done at t), calibrated: a logistic loss that counts positives w times shifts the logit by log w."""
+        return torch.sigmoid(heads.done_logit - math.log(self.done_weight))
 
     def expected_reward(self, heads: Heads) -> torch.Tensor:
         """r_t as the dream pays it: the regressed value, STEP_REWARD + tile_reward * P(new tile), or +1 (survival)."""

@@ -45,18 +45,6 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def load_frames(out_dir: str | Path, max_frames: int | None = None, seed: int = 0) -> np.ndarray:
-    """All frames of all rollouts as one uint8 array (N, 64, 64, 3), optionally subsampled."""
-    paths = list_rollouts(out_dir)
-    if not paths:
-        raise FileNotFoundError(f"{out_dir}: no rollout files (run the collect stage first)")
-    frames = np.concatenate([load_npz(p)["frames"] for p in paths])
-    if max_frames is not None and len(frames) > max_frames:
-        keep = np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)
-        frames = frames[np.sort(keep)]
-    return frames
-
-
 def rollout_steps(path: str | Path) -> int:
     """Number of env steps in a rollout file (reads only its rewards)."""
     with np.load(path) as data:

@@ -113,7 +113,8 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
     z_dim = data["mu"].shape[1]
     bonus = tile_reward(np.asarray(latents["rewards"])) if cfg.reward == "tile" else 0.0
-    model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians, cfg.reward, bonus, cfg.dropout)
+    model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians, cfg.reward, bonus, cfg.dropout,
+                  cfg.done_weight)
     if init is not None:
         if (init.z_dim, init.hidden, init.gaussians, init.reward_kind) != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward):
             raise ValueError("the M to fine-tune has another shape or reward head than mdrnn params ask for")
