@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100])
     ap.add_argument("--frames", type=int, default=4096, help="frames V trains on per run (vae.max_frames)")
     args = ap.parse_args()
-    print(f"{'scale':>6} {'rollouts':>9} {'frames':>10} {'in RAM if loaded':>17} {'peak RSS':>10} {'wall':>7}")
+    print(f"{'scale':>6} {'rollouts':>9} {'frames':>10} {'in RAM if loaded':>17} {'peak RSS':>10} {'wall':>7}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         peaks = []
         for scale in args.scales:
@@ -86,12 +86,15 @@ def main() -> None:
             rollouts = build(Path(tmp), n, min(args.distinct, n), args.steps)
             code = CHILD.format(repo=str(REPO), params=args.params, frames=args.frames, rollouts=str(rollouts))
             t = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit(f"{scale}x failed:\n{proc.stderr[-3000:]}")
+            out = proc.stdout
             trained, seconds, peak_kb = out.split()[-3:]
             peaks.append(int(peak_kb) / 1024)
             dataset_gb = n * args.steps * FRAME_BYTES / 1e9
             print(f"{scale:>5}x {n:>9,} {n * args.steps:>10,} {dataset_gb:>14.1f} GB {peaks[-1]:>7,.0f} MB "
-                  f"{time.perf_counter() - t:>6.0f}s")
+                  f"{time.perf_counter() - t:>6.0f}s", flush=True)
         print(f"peak RSS at {args.scales[-1]}x / at {args.scales[0]}x: {peaks[-1] / peaks[0]:.2f}")
 
 

@@ -57,8 +57,9 @@ class FrameSource:
         held = rng.random(n) < self.holdout
         train = np.flatnonzero(~held)
         keep = self.keep_fraction()
-        if keep < 1.0:
-            train = np.sort(rng.choice(train, int(round(len(train) * keep)), replace=False))
+        if keep < 1.0:  # rounded up or down at random, so that even a share under one frame per file adds up
+            count = int(np.floor(len(train) * keep + rng.random()))
+            train = np.sort(rng.choice(train, count, replace=False))
         return train, np.flatnonzero(held)
 
     def keep_fraction(self) -> float:
