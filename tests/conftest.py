@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -77,21 +76,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-@contextmanager
-def ray_cluster() -> Iterator[str]:
-    """Start a one-node Ray cluster on 127.0.0.1 as a user would (`ray start --head`); yield its address; stop it."""
-    port = free_port()
-    env = subprocess_env(RAY_USAGE_STATS_ENABLED="0")
-    proc = subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                           "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
-                          env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 @pytest.fixture()

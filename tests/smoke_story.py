@@ -1,7 +1,6 @@
 """One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
 
-Steps: a full `dvc repro` on a real one-node Ray cluster (`ray start --head` on 127.0.0.1; `runner.kind: ray`,
-which changes no output, so the later steps run on the process runner and rerun nothing for it); an unchanged `dvc repro`; `dvc repro --force` of evaluate (the same agent again);
+Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of evaluate (the same agent again);
 a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
 moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again. Then the iterative
 procedure: one iteration (`iterated`: only iteration 1 runs), and a change to its CMA-ES, iterate.sigma0
@@ -25,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from conftest import ray_cluster, subprocess_env
+from conftest import subprocess_env
 
 STAGES = ["collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate"]
 MODELS = {"wm-vae": "vae", "wm-mdrnn": "mdrnn", "wm-controller": "controller", "wm-agent": "evaluate"}
@@ -60,7 +59,6 @@ class Story:
     iterated: Snapshot
     reiterated: Snapshot
     plots: dict[str, Any]  # `dvc plots show --json` with iterations 0 and 1 built
-    ray_log: str  # the first `dvc repro`'s output: Ray's workers prefix their task logs with "(task pid=...)"
 
     @property
     def tracking_uri(self) -> str:
@@ -68,13 +66,12 @@ class Story:
         return f"sqlite:///{self.project / 'mlflow.db'}"
 
 
-def dvc_repro(project: Path, api_url: str, *args: str) -> tuple[list[str], str]:
-    """Run `dvc repro [args]`; return the stages it ran, in order, and its output."""
+def dvc_repro(project: Path, api_url: str, *args: str) -> list[str]:
+    """Run `dvc repro [args]` and return the stages it ran, in order."""
     proc = subprocess.run(["dvc", "repro", *args], cwd=project, capture_output=True, text=True, timeout=600,
-                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH="", RAY_USAGE_STATS_ENABLED="0"))
+                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH=""))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = proc.stdout + proc.stderr
-    return re.findall(r"Running stage '([\w@]+)'", out), out
+    return re.findall(r"Running stage '([\w@]+)'", proc.stdout + proc.stderr)
 
 
 def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
@@ -98,25 +95,16 @@ def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
 
 def step(project: Path, api_url: str, *args: str) -> Snapshot:
     """One `dvc repro [args]`, timed, then a snapshot."""
-    return logged_step(project, api_url, *args)[0]
-
-
-def logged_step(project: Path, api_url: str, *args: str) -> tuple[Snapshot, str]:
-    """`step`, and the output of its `dvc repro`."""
     t0 = time.perf_counter()
-    ran, out = dvc_repro(project, api_url, *args)
-    return snapshot(project, ran, time.perf_counter() - t0), out
+    ran = dvc_repro(project, api_url, *args)
+    return snapshot(project, ran, time.perf_counter() - t0)
 
 
 def _run(project: Path, api_url: str) -> Story:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    with ray_cluster() as address:
-        (project / "params.yaml").write_text(yaml.safe_dump({**params, "runner": {**params["runner"], "kind": "ray",
-                                                                                  "ray_address": address}}))
-        first, ray_log = logged_step(project, api_url)
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    first = step(project, api_url)
     noop = step(project, api_url)
     forced = step(project, api_url, "--force", "--single-item", "evaluate")
+    params = yaml.safe_load((project / "params.yaml").read_text())
     params["dream"]["temperature"] = 1.3
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     tau = step(project, api_url)
@@ -137,7 +125,7 @@ def _run(project: Path, api_url: str) -> Story:
     plots = shown.get("data", shown)  # DVC 3 nests the plots, and any errors, under "data"
     params["iterations"] = {}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    story = Story(project, api_url, first, noop, forced, tau, changed, iterated, reiterated, plots, ray_log)
+    story = Story(project, api_url, first, noop, forced, tau, changed, iterated, reiterated, plots)
     print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}" for k in
                                              ("first", "noop", "forced", "tau", "changed", "iterated",
                                               "reiterated")))
