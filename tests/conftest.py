@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
@@ -100,22 +99,6 @@ def make_project(dest: Path, profile: str = "smoke.yaml") -> Path:
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "smoke project"], cwd=dest, check=True)
     return dest
-
-
-@contextmanager
-def ray_cluster() -> Iterator[str]:
-    """Start a one-node Ray cluster on loopback as a user would (`ray start --head`); yield its address; stop it."""
-    port = free_port()
-    env = subprocess_env(RAY_USAGE_STATS_ENABLED="0")
-    proc = subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                           "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
-                          env=env, capture_output=True, text=True, timeout=180)
-    if proc.returncode:
-        raise RuntimeError("ray start failed:\n" + proc.stdout[-2000:] + proc.stderr[-2000:])
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def smoke_params() -> dict:

@@ -1,7 +1,6 @@
 """One smoke pipeline story shared by the e2e test files: run it once per session, snapshot the state after each step.
 
-Steps: a full `dvc repro`, its Prefect tasks run on a real local Ray cluster (`runner.kind: ray`; the runner is not a
-stage param, so switching back to the process runner afterwards reruns nothing); an unchanged `dvc repro`; `dvc repro --force` of evaluate (the same agent again);
+Steps: a full `dvc repro`; an unchanged `dvc repro`; `dvc repro --force` of evaluate (the same agent again);
 a new dream temperature while C trains in the real env (only the `dream` diagnostics rerun); then the controller
 moves into the dream (controller.mode: dream, and sigma0 changes) and `dvc repro` again. Then the iterative
 procedure: one iteration (`iterated`: only iteration 1 runs), and a change to its CMA-ES, iterate.sigma0
@@ -25,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from conftest import ray_cluster, subprocess_env
+from conftest import subprocess_env
 
 STAGES = ["collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate"]
 MODELS = {"wm-vae": "vae", "wm-mdrnn": "mdrnn", "wm-controller": "controller", "wm-agent": "evaluate"}
@@ -60,7 +59,6 @@ class Story:
     iterated: Snapshot
     reiterated: Snapshot
     plots: dict[str, Any]  # `dvc plots show --json` with iterations 0 and 1 built
-    ray_log: str  # what the first `dvc repro` printed, on the Ray cluster
 
     @property
     def tracking_uri(self) -> str:
@@ -68,13 +66,12 @@ class Story:
         return f"sqlite:///{self.project / 'mlflow.db'}"
 
 
-def dvc_repro(project: Path, api_url: str, *args: str) -> tuple[list[str], str]:
-    """Run `dvc repro [args]`; return the stages it ran, in order, and what it printed."""
+def dvc_repro(project: Path, api_url: str, *args: str) -> list[str]:
+    """Run `dvc repro [args]` and return the stages it ran, in order."""
     proc = subprocess.run(["dvc", "repro", *args], cwd=project, capture_output=True, text=True, timeout=600,
-                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH="", RAY_USAGE_STATS_ENABLED="0"))
-    out = proc.stdout + proc.stderr
+                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH=""))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return re.findall(r"Running stage '([\w@]+)'", out), out
+    return re.findall(r"Running stage '([\w@]+)'", proc.stdout + proc.stderr)
 
 
 def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
@@ -96,36 +93,31 @@ def snapshot(project: Path, ran: list[str], seconds: float) -> Snapshot:
                     json.loads((project / "metrics" / "evaluate.json").read_text()), versions, aliases)
 
 
-def step(project: Path, api_url: str, *args: str) -> tuple[Snapshot, str]:
-    """One `dvc repro [args]`, timed, then a snapshot; and what it printed."""
+def step(project: Path, api_url: str, *args: str) -> Snapshot:
+    """One `dvc repro [args]`, timed, then a snapshot."""
     t0 = time.perf_counter()
-    ran, out = dvc_repro(project, api_url, *args)
-    return snapshot(project, ran, time.perf_counter() - t0), out
+    ran = dvc_repro(project, api_url, *args)
+    return snapshot(project, ran, time.perf_counter() - t0)
 
 
 def _run(project: Path, api_url: str) -> Story:
+    first = step(project, api_url)
+    noop = step(project, api_url)
+    forced = step(project, api_url, "--force", "--single-item", "evaluate")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    with ray_cluster() as address:
-        params["runner"].update(kind="ray", ray_address=address)
-        (project / "params.yaml").write_text(yaml.safe_dump(params))
-        first, ray_log = step(project, api_url)
-    params["runner"].update(kind="process", ray_address=None)
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    noop, _ = step(project, api_url)
-    forced, _ = step(project, api_url, "--force", "--single-item", "evaluate")
     params["dream"]["temperature"] = 1.3
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    tau, _ = step(project, api_url)
+    tau = step(project, api_url)
     params["controller"]["sigma0"] = 0.2
     params["controller"]["mode"] = "dream"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    changed, _ = step(project, api_url)
+    changed = step(project, api_url)
     params["iterations"] = {"1": "0"}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    iterated, _ = step(project, api_url)
+    iterated = step(project, api_url)
     params["iterate"]["sigma0"] *= 2
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    reiterated, _ = step(project, api_url)
+    reiterated = step(project, api_url)
     proc = subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True, text=True,
                           timeout=300, env=subprocess_env(PYTHONPATH=""))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -133,7 +125,7 @@ def _run(project: Path, api_url: str) -> Story:
     plots = shown.get("data", shown)  # DVC 3 nests the plots, and any errors, under "data"
     params["iterations"] = {}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    story = Story(project, api_url, first, noop, forced, tau, changed, iterated, reiterated, plots, ray_log)
+    story = Story(project, api_url, first, noop, forced, tau, changed, iterated, reiterated, plots)
     print("smoke story seconds: " + ", ".join(f"{k} {getattr(story, k).seconds:.1f}" for k in
                                              ("first", "noop", "forced", "tau", "changed", "iterated",
                                               "reiterated")))

@@ -83,15 +83,21 @@ def _touches(changes: list, rel: str) -> bool:
 def test_touching_a_wm_file_marks_exactly_the_stages_that_import_it(project: Path, prefect_server: str) -> None:
     root = smoke_story(project, prefect_server).project  # it ends with `iterations: {}`: iteration 0 only
     assert _dvc_status(root) == {}
-    for path in sorted((root / "wm").rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        expected = sorted(s for s in ITERATION0 if rel in closure(root, entry_module(STAGES[s]["cmd"])))
-        original = path.read_bytes()
-        try:
+    # every file touched at once, one `dvc status`: DVC names each changed dep of each stage, so a file's stale
+    # stages are the stages that list it (one status per file said the same and cost 32 status calls)
+    originals = {path: path.read_bytes() for path in sorted((root / "wm").rglob("*.py"))}
+    try:
+        for path, original in originals.items():
             path.write_bytes(original + b"\n# touched\n")
-            stale = sorted(name for name, changes in _dvc_status(root).items() if _touches(changes, rel))
-        finally:
+        status = _dvc_status(root)
+    finally:
+        for path, original in originals.items():
             path.write_bytes(original)
+    closures = {s: closure(root, entry_module(STAGES[s]["cmd"])) for s in ITERATION0}
+    for path in originals:
+        rel = path.relative_to(root).as_posix()
+        expected = sorted(s for s in ITERATION0 if rel in closures[s])
+        stale = sorted(name for name, changes in status.items() if _touches(changes, rel))
         assert stale == expected, rel
     assert _dvc_status(root) == {}
 
