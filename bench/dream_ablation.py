@@ -7,7 +7,9 @@ C for --episodes real episodes on the evaluation seeds. No real return feeds bac
 
 Variants (comma list, --variants): mse (regressed reward, no dropout), tile_w5 (new-tile classifier with the reward
 steps weighted 5x), tile (the classifier, unweighted, so P(new tile) stays calibrated), tile_drop (tile plus dropout
-0.05 in training and a per-dream mask of 0.1), tile_drop_tau13 (the same at tau 1.3).
+0.05 in training and a per-dream mask of 0.1), tile_drop_tau13 (the same at tau 1.3), tile_drop_ens5 (tile_drop
+with 5 Ms trained from seeds seed .. seed+4: each dream step's z comes from a random member, the reward is their mean),
+tile_drop_ens5_pen1 (the same, paid the mean minus 1 x the members' standard deviation: a disagreement penalty).
 
 Usage: python bench/dream_ablation.py --params params/dream.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz [--variants tile,tile_drop] [--episodes 10] [--generations 20]
@@ -46,7 +48,11 @@ VARIANTS = {
     "tile": ({"reward": "tile", "reward_weight": 1.0, "dropout": 0.0}, {"dropout": 0.0, "temperature": 1.0}),
     "tile_drop": ({"reward": "tile", "reward_weight": 1.0, "dropout": 0.05}, {"dropout": 0.1, "temperature": 1.0}),
     "tile_drop_tau13": ({"reward": "tile", "reward_weight": 1.0, "dropout": 0.05}, {"dropout": 0.1, "temperature": 1.3}),
+    "tile_drop_ens5": ({"reward": "tile", "reward_weight": 1.0, "dropout": 0.05}, {"dropout": 0.1, "temperature": 1.0}),
+    "tile_drop_ens5_pen1": ({"reward": "tile", "reward_weight": 1.0, "dropout": 0.05},
+                            {"dropout": 0.1, "temperature": 1.0}),
 }
+ENSEMBLES = {"tile_drop_ens5": (5, 0.0), "tile_drop_ens5_pen1": (5, 1.0)}  # variant -> (members, disagreement)
 
 
 def play(args: tuple[str, str, str, dict, int, int]) -> float:
@@ -83,10 +89,14 @@ def main() -> None:
             t0 = time.perf_counter()
             m_over, d_over = VARIANTS[name]
             m_cfg = p.mdrnn.model_copy(update=m_over)
-            mdrnn = train_mdrnn(data, m_cfg, p.seed, progress=False).model
-            m_path = str(Path(tmp) / f"{name}_m.safetensors")
-            save_mdrnn(m_path, mdrnn)
-            fitness = DreamFitness(m_path, a.latents, cfg, p.dream.model_copy(update=d_over))
+            members, disagreement = ENSEMBLES.get(name, (1, 0.0))
+            models = [train_mdrnn(data, m_cfg, p.seed + i, progress=False).model for i in range(members)]
+            paths = [str(Path(tmp) / f"{name}_m{i}.safetensors") for i in range(members)]
+            for path, model in zip(paths, models):
+                save_mdrnn(path, model)
+            mdrnn, m_path = models[0], paths[0]  # C reads the first M's h, in the dream and in the real env
+            fitness = DreamFitness(m_path, a.latents, cfg, p.dream.model_copy(update=d_over), members=tuple(paths[1:]),
+                                   disagreement=disagreement)
             c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units)
             result = train_cmaes(c.num_params(), cfg, fitness.population, p.seed)
             c.set_flat(result.best_params)

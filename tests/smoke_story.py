@@ -9,7 +9,7 @@ Every stage run costs about 15 s of imports and tracking on 2 cores, so the stor
 The story ends with `iterations: {}` written back (not built), so later tests rebuild iteration 0 only.
 Each snapshot holds what the step ran, the finished MLflow runs, dvc.lock, metrics/controller.json,
 metrics/dream.json, metrics/evaluate.json and the model registry (versions with tags, aliases).
-Later tests may build on the project (test_rebuild changes controller.sigma0 once more and rebuilds through the
+Later tests may build on the project (test_rebuild changes evaluate.episodes and rebuilds through the
 served deployment): the snapshots keep the story's state, while the live registry may have moved on.
 """
 from __future__ import annotations

@@ -230,3 +230,39 @@ def test_sampled_deaths_follow_ms_calibrated_hazard(weight: float) -> None:
     assert (Dream(m, pool, max_steps=50).rollout(policy, [1, 2]).steps == 50).all()  # P = 0.05 < 0.5: never
     with pytest.raises(ValueError, match="done must be"):
         Dream(m, pool, done="coin")
+
+
+def test_an_ensemble_pays_the_members_mean_minus_their_disagreement(world) -> None:
+    mdrnn, pool = world
+    torch.manual_seed(1)
+    other = MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3).eval()  # another seed: the members disagree
+    policy = BatchedController("linear", candidates("linear", 4), 8, 32, 5)
+    seeds = [3, 4, 5]
+
+    def play(members, disagreement: float):
+        return Dream(mdrnn, pool, max_steps=20, members=members, disagreement=disagreement).rollout(
+            policy, seeds, record=True)
+
+    calm, wary, warier = play([other], 0.0), play([other], 1.0), play([other], 2.0)
+    # the penalty changes what a step pays, never where the dream goes
+    assert torch.equal(calm.latents, wary.latents) and torch.equal(calm.steps, wary.steps)
+    gap = calm.returns - wary.returns
+    assert bool((gap > 0).all())
+    assert torch.allclose(calm.returns - warier.returns, 2 * gap, rtol=1e-4, atol=1e-4)
+    # members that agree pay no penalty
+    twin = MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3).eval()
+    twin.load_state_dict(mdrnn.state_dict())
+    assert torch.equal(play([twin], 0.0).returns, play([twin], 5.0).returns)
+    # and the ensemble's dream is another dream than the first M's alone
+    assert not torch.equal(calm.latents, Dream(mdrnn, pool, max_steps=20).rollout(policy, seeds, record=True).latents)
+
+
+def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world) -> None:
+    mdrnn, pool = world
+    with pytest.raises(ValueError, match="every member"):
+        Dream(mdrnn, pool, members=[MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3)])
+    with pytest.raises(ValueError, match="disagreement"):
+        Dream(mdrnn, pool, members=[mdrnn], disagreement=-1.0)
+    burned = StartPool(pool, torch.ones(len(pool), 32), torch.ones(len(pool), 32))
+    with pytest.raises(ValueError, match="first frames"):
+        Dream(mdrnn, burned, members=[mdrnn])

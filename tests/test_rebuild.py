@@ -77,11 +77,13 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
 
     root = smoke_story(project, prefect_server).project  # built, and up to date after the story's last step
     params = yaml.safe_load((root / "params.yaml").read_text())
-    # a controller the story never built (its 0.1 and 0.2 would come back from DVC's run cache)
-    params["controller"]["sigma0"] = 0.3
+    # an evaluation the story never ran (its 2 episodes would come back from DVC's run cache): only evaluate reruns
+    params["evaluate"]["episodes"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     schedule = params["schedule"]
     name = f"rebuild/{schedule['deployment']}"
+    story_ml = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    agents_before = {v.version for v in story_ml.search_model_versions("name = 'wm-agent'")}
 
     log = root.parent / "serve.log"
     env = subprocess_env(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="1", PYTHONPATH="")
@@ -124,21 +126,18 @@ def test_served_rebuild_runs_only_what_changed_one_at_a_time(project: Path, pref
 
     # it reran exactly what the change touched, and the report says so with the scores
     ran = re.search(r"\*\*Stages run:\*\* (.*)", report).group(1)
-    assert ran.startswith("`controller`") and sorted(ran.split(", ")) == ["`controller`", "`dream`", "`evaluate`"]
+    assert ran == "`evaluate`"
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ml = MlflowClient(tracking_uri=uri, registry_uri=uri)
     tagged = ml.search_runs([e.experiment_id for e in ml.search_experiments()], f"tags.pipeline_run = '{run.id}'")
-    assert sorted(r.info.run_name for r in tagged) == ["controller", "dream", "evaluate"]
-    agent = ml.get_registered_model("wm-agent")
-    new_agent = max(ml.search_model_versions("name = 'wm-agent'"), key=lambda v: int(v.version))
-    new_controller = max(ml.search_model_versions("name = 'wm-controller'"), key=lambda v: int(v.version))
-    assert new_controller.run_id in {r.info.run_id for r in tagged}
-    promoted = "yes" if new_agent.tags["promoted"] == "true" else "no"
-    assert f"| wm-controller | {new_controller.version} |" in report
-    assert f"| wm-agent | {new_agent.version} | {float(new_agent.tags['eval.mean']):.1f} | {promoted} |" in report
+    assert [r.info.run_name for r in tagged] == ["evaluate"]
+    # the same V, M and C as the story's last agent: it is not registered twice, and the report says so
+    assert "## New model versions\n\nnone\n" in report
+    assert {v.version for v in ml.search_model_versions("name = 'wm-agent'")} == agents_before
     ev = json.loads((root / "metrics" / "evaluate.json").read_text())
-    assert f"**{ev['mean']:.1f} ± {ev['std']:.1f}** over {ev['episodes']} episodes" in report
-    champion = agent.aliases["champion"]
+    assert ev["episodes"] == 3
+    assert f"**{ev['mean']:.1f} ± {ev['std']:.1f}** over 3 episodes" in report
+    champion = ml.get_registered_model("wm-agent").aliases["champion"]
     champion_mean = float(ml.get_model_version("wm-agent", champion).tags["eval.mean"])
     assert f"`wm-agent@champion`: version {champion}, eval.mean {champion_mean:.1f}" in report
 
@@ -187,3 +186,22 @@ def test_no_stage_depends_on_the_schedule() -> None:
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert not [name for name, stage in stages.items() if "schedule" in str(stage.get("params", []))]
+
+
+def test_the_report_lists_new_versions_with_the_agent_s_score() -> None:
+    from ops.rebuild import Registry, new_versions, report_markdown
+
+    before = Registry(versions={"wm-agent": {"1": {"eval.mean": "12.0"}}, "wm-controller": {"1": {}}}, champion="1")
+    after = Registry(versions={"wm-agent": {"1": {"eval.mean": "12.0"}, "2": {"eval.mean": "30.5", "promoted": "true"}},
+                               "wm-controller": {"1": {}, "2": {}}, "wm-vae": {"1": {}}}, champion="2")
+    new = new_versions(before, after)
+    assert new == [{"model": "wm-vae", "version": "1"}, {"model": "wm-controller", "version": "2"},
+                   {"model": "wm-agent", "version": "2", "eval_mean": 30.5, "promoted": True}]
+    md = report_markdown({"pipeline_run": "r1", "ran": ["controller", "evaluate"], "restored": [], "new_versions": new,
+                          "scores": {"mean": 30.5, "std": 2.0, "episodes": 3},
+                          "champion": {"version": "2", "eval_mean": 30.5}})
+    assert "**Stages run:** `controller`, `evaluate`" in md
+    assert "| wm-controller | 2 |  |  |" in md and "| wm-agent | 2 | 30.5 | yes |" in md
+    assert "**30.5 ± 2.0** over 3 episodes" in md and "`wm-agent@champion`: version 2, eval.mean 30.5" in md
+    assert "## New model versions\n\nnone" in report_markdown({"pipeline_run": "r2", "ran": [], "restored": [],
+                                                                 "new_versions": [], "scores": None, "champion": None})

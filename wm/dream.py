@@ -8,6 +8,11 @@ z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every
 h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream runs a slightly different M and a
 controller cannot rely on one model's mistakes.
 
+With `members` (more Ms trained on the same data from other seeds) the dream is an ensemble: C reads the first M's h,
+each step's z_{t+1} comes from a member picked at random per trial, and the reward is the members' mean minus
+`disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
+data is thin and M's promises are least trustworthy.
+
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
 the dropout masks. A dream is a pure function of (M, the start pool, tau, dropout, seeds): the same seeds give the
@@ -26,6 +31,8 @@ import torch
 from wm.controller import BatchedController
 from wm.actions import CARRACING, action_map
 from wm.mdrnn import MDRNN, State
+
+DreamState = tuple[torch.Tensor, ...]  # (h, c) of each member in turn; the first M's (h, c) come first
 
 
 def initial_latents(latents: dict[str, np.ndarray]) -> torch.Tensor:
@@ -103,7 +110,8 @@ class Dream:
 
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
-                 device: torch.device | str = "cpu", done: str = "threshold") -> None:
+                 device: torch.device | str = "cpu", done: str = "threshold", members: Sequence[MDRNN] = (),
+                 disagreement: float = 0.0) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
@@ -114,8 +122,20 @@ class Dream:
         z_pool = pool.z if pool is not None else start_pool
         if z_pool.ndim != 2 or z_pool.shape[1] != mdrnn.z_dim or len(z_pool) == 0:
             raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(z_pool.shape)}")
+        if disagreement < 0:
+            raise ValueError(f"disagreement must be >= 0, got {disagreement}")
+        for m in members:
+            if (m.z_dim, m.action_dim, m.hidden, m.reward_kind) != (mdrnn.z_dim, mdrnn.action_dim, mdrnn.hidden,
+                                                                    mdrnn.reward_kind):
+                raise ValueError("every member of the ensemble must have the first M's z, action, hidden sizes "
+                                 "and reward head")
+        if members and pool is not None and bool(pool.h.any() or pool.c.any()):
+            raise ValueError("an ensemble dream starts from first frames (M's zero state): burned-in states "
+                             "belong to one M")
         self.device = torch.device(device)
         self.mdrnn = mdrnn.to(self.device).eval()
+        self.models = [self.mdrnn, *(m.to(self.device).eval() for m in members)]
+        self.disagreement = float(disagreement)
         self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
         if pool is None:  # a bare tensor of latents starts from M's zero state
             zeros = torch.zeros(len(z_pool), self.hidden)
@@ -142,38 +162,48 @@ class Dream:
         second column for the death draw (T, 2); normals for z (T, z).
 
         Drawn on the CPU (the generator's device) and moved: a dream's numbers are the same on every device."""
-        uniforms = 2 if self.done == "sample" else 1
+        uniforms = 1 + (self.done == "sample") + (len(self.models) > 1)  # the member pick comes last
         uniform, normal = torch.rand(trials, uniforms, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
         return uniform.to(self.device), normal.to(self.device)
 
     @torch.no_grad()
-    def step(self, z: torch.Tensor, action: torch.Tensor, state: State, uniform: torch.Tensor,
+    def step(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
              normal: torch.Tensor, masks: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new (h, c).
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DreamState]:
+        """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new state.
 
-        The noise of a trial, (T, 1 or 2) and (T, z), and its dropout mask (T, hidden) are shared by all P
+        The noise of a trial, (T, 1 to 3) and (T, z), and its dropout mask (T, hidden) are shared by all P
         candidates. A dream ends where P(done) > 0.5 (`done="threshold"`), or where the trial's death draw falls
-        under M's calibrated P(done) (`done="sample"`).
+        under M's calibrated P(done) (`done="sample"`); an ensemble averages its members' done logits or P(done).
         """
         p, t = z.shape[:2]
         flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
-        z_next, heads, state = self.mdrnn.step(
-            z.reshape(p * t, -1), action.reshape(p * t, -1), state, self.temperature,
-            uniform[:, :1].expand(p, t, 1).reshape(p * t, 1), normal.expand(p, t, self.z_dim).reshape(p * t, -1),
-            flat_masks)
-        reward = self.mdrnn.expected_reward(heads)
+        flat_z, flat_a = z.reshape(p * t, -1), action.reshape(p * t, -1)
+        pick = uniform[:, :1].expand(p, t, 1).reshape(p * t, 1)
+        noise = normal.expand(p, t, self.z_dim).reshape(p * t, -1)
+        outs = [m.step(flat_z, flat_a, (state[2 * i], state[2 * i + 1]), self.temperature, pick, noise, flat_masks)
+                for i, m in enumerate(self.models)]
+        new_state = tuple(x for _, _, member_state in outs for x in member_state)
+        rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
+        reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
+        if len(outs) == 1:
+            z_next = outs[0][0]
+        else:  # each trial's z_{t+1} comes from one member, picked by the step's last uniform
+            member = (uniform[:, -1] * len(outs)).long().clamp_(max=len(outs) - 1).expand(p, t).reshape(-1)
+            z_next = torch.stack([o[0] for o in outs])[member, torch.arange(p * t, device=member.device)]
         if self.done == "sample":
-            done = uniform[:, 1].expand(p, t) < self.mdrnn.done_prob(heads).view(p, t)
+            prob = torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]).mean(0)
+            done = uniform[:, 1].expand(p, t) < prob.view(p, t)
         else:
-            done = heads.done_logit.view(p, t) > 0.0
-        return z_next.view(p, t, -1), reward.view(p, t), done, state
+            done = torch.stack([heads.done_logit for _, heads, _ in outs]).mean(0).view(p, t) > 0.0
+        return z_next.view(p, t, -1), reward.view(p, t), done, new_state
 
-    def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> State:
-        """M's state for a flat batch of P x T dreams from the trials' start states (T, hidden)."""
+    def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> DreamState:
+        """M's state (every member's) for a flat batch of P x T dreams from the trials' start states (T, hidden)."""
         t = len(h)
-        return (h.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous(),
-                c.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous())
+        one = (h.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous(),
+               c.unsqueeze(0).expand(population, t, self.hidden).reshape(1, population * t, -1).contiguous())
+        return one + tuple(x.clone() for _ in self.models[1:] for x in one)
 
     @torch.no_grad()
     def rollout(self, policy: BatchedController, seeds: Sequence[int], record: bool = False) -> DreamResult:

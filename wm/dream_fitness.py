@@ -28,10 +28,12 @@ def _stamp(*paths: str | Path) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           dropout: float, start: str, device: str, done: str, stamp: tuple[float, ...]) -> Dream:
+           dropout: float, start: str, device: str, done: str, members: tuple[str, ...], disagreement: float,
+           stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
     pool = burned_in_starts(mdrnn, latents) if start == "burned_in" else first_frame_starts(mdrnn, latents)
-    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done)
+    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done,
+                 [load_mdrnn(m) for m in members], disagreement)
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,15 @@ class DreamFitness:
     dream: DreamConfig
     env: str = CARRACING  # whose actions C outputs (wm.actions)
     device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
+    members: tuple[str, ...] = ()  # more Ms for an ensemble dream (wm.dream.Dream), C reading the first M's h
+    disagreement: float = 0.0  # the ensemble's reward: mean - disagreement * std over the members
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
-                      self.device, self.dream.done, _stamp(self.mdrnn, self.latents))
+                      self.device, self.dream.done, tuple(self.members), self.disagreement,
+                      _stamp(self.mdrnn, self.latents, *self.members))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
