@@ -27,15 +27,18 @@ def candidates(arch: str, p: int, seed: int = 0, z_dim: int = 8, h_dim: int = 32
     return torch.randn(p, n, generator=torch.Generator().manual_seed(seed)) * 0.5
 
 
-@pytest.mark.parametrize("arch", ["linear", "hidden", "v_only"])
+@pytest.mark.parametrize("arch", ["linear", "linear_hc", "hidden", "v_only"])
 def test_batched_controller_matches_one_controller_per_candidate(arch: str) -> None:
     flat = candidates(arch, 4)
-    z, h = torch.randn(4, 3, 8), torch.randn(4, 3, 32)
-    out = BatchedController(arch, flat, 8, 32, 5)(z, h)
+    z, h, c = torch.randn(4, 3, 8), torch.randn(4, 3, 32), torch.randn(4, 3, 32)
+    out = BatchedController(arch, flat, 8, 32, 5)(z, h, c)
     assert out.shape == (4, 3, 3)
     for i in range(4):
         one = Controller(arch, 8, 32, 5).set_flat(flat[i].numpy())
-        assert torch.allclose(out[i], one(z[i], h[i]), atol=1e-6)
+        assert torch.allclose(out[i], one(z[i], h[i], c[i]), atol=1e-6)
+    # C reads M's cell state only when its arch says so
+    moved = BatchedController(arch, flat, 8, 32, 5)(z, h, c + 1.0)
+    assert torch.equal(out, moved) != (arch == "linear_hc")
 
 
 def test_batched_controller_rejects_wrong_width() -> None:
@@ -105,18 +108,20 @@ def test_temperature_widens_the_spread_of_imagined_trajectories(world) -> None:
     assert low < mid < high
 
 
-def test_dream_env_is_the_same_dream_one_step_at_a_time(world) -> None:
+@pytest.mark.parametrize("arch", ["linear", "linear_hc"])
+def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str) -> None:
     mdrnn, pool = world
-    flat = candidates("linear", 1, seed=7)
+    flat = candidates(arch, 1, seed=7)
     batched = Dream(mdrnn, pool, temperature=1.0, max_steps=12).rollout(
-        BatchedController("linear", flat, 8, 32, 5), [42], record=True)
-    controller = Controller("linear", 8, 32, 5).set_flat(flat[0].numpy())
+        BatchedController(arch, flat, 8, 32, 5), [42], record=True)
+    controller = Controller(arch, 8, 32, 5).set_flat(flat[0].numpy())
     env = DreamEnv(Dream(mdrnn, pool, temperature=1.0, max_steps=12))
     z, info = env.reset(seed=42)
     total, zs, done = 0.0, [z], False
     while not done:
         with torch.no_grad():
-            raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None])[0]
+            raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None],
+                             torch.from_numpy(info["c"])[None])[0]
         action = to_env_action(raw).numpy()
         assert env.action_space.contains(action)
         z, reward, terminated, truncated, info = env.step(action)

@@ -30,7 +30,7 @@ class Agent:
         to the action box, then snapped to what the env executes, before M sees it: h follows the action taken."""
         mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
         actions = self.controller.actions
-        action = actions.to_env(self.controller(mu, self.state[0][0]))
+        action = actions.to_env(self.controller(mu, self.state[0][0], self.state[1][0]))
         if noise is not None:
             action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), *actions.bounds())
         action = actions.snap(action)

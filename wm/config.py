@@ -107,7 +107,7 @@ class ControllerConfig(_Section):
     """The controller (C) and its CMA-ES training; the fitness knobs live in the `real` or `dream` section."""
 
     mode: Literal["real", "dream"]  # where CMA-ES scores candidates: the real env or M's dream
-    arch: Literal["linear", "hidden", "v_only"]
+    arch: Literal["linear", "linear_hc", "hidden", "v_only"]  # linear_hc: C reads M's cell state c as well
     hidden_units: int = Field(ge=1)
     population: int = Field(ge=2)
     trials: int = Field(ge=1)

@@ -15,19 +15,20 @@ from wm.io import load_weights, save_weights
 class Controller(nn.Module):
     """Maps (z, h) to `env`'s raw actions in [-1, 1] (wm.actions turns them into env actions).
 
-    arch: "linear" a = tanh(W[z, h] + b); "hidden" z -> 40 tanh units -> action; "v_only" a = tanh(W z + b).
+    arch: "linear" a = tanh(W[z, h] + b); "linear_hc" a = tanh(W[z, h, c] + b), reading M's LSTM cell state c too,
+    as the authors' Doom code does; "hidden" z -> 40 tanh units -> action; "v_only" a = tanh(W z + b).
     """
 
     def __init__(self, arch: str = "linear", z_dim: int = 32, h_dim: int = 256, hidden_units: int = 40,
                  env: str = CARRACING) -> None:
         super().__init__()
-        if arch not in ("linear", "hidden", "v_only"):
+        if arch not in ARCHS:
             raise ValueError(f"unknown controller arch {arch!r}")
         self.arch, self.z_dim, self.h_dim, self.hidden_units = arch, z_dim, h_dim, hidden_units
         self.env, self.actions = env, action_map(env)
         action_dim = self.action_dim = self.actions.dim
-        if arch == "linear":
-            self.net = nn.Linear(z_dim + h_dim, action_dim)
+        if arch in ("linear", "linear_hc"):
+            self.net = nn.Linear(z_dim + h_dim * (2 if arch == "linear_hc" else 1), action_dim)
         elif arch == "v_only":
             self.net = nn.Linear(z_dim, action_dim)
         else:
@@ -35,8 +36,8 @@ class Controller(nn.Module):
 
     @property
     def uses_memory(self) -> bool:
-        """Whether C reads M's hidden state (only the linear arch does)."""
-        return self.arch == "linear"
+        """Whether C reads M's state (the linear archs do)."""
+        return self.arch in ("linear", "linear_hc")
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments, stored beside the weights."""
@@ -57,10 +58,21 @@ class Controller(nn.Module):
         """The parameters as one flat float64 vector."""
         return torch.nn.utils.parameters_to_vector(self.parameters()).detach().double().numpy()
 
-    def forward(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw tanh outputs in [-1, 1], shape (B, action_dim)."""
-        x = torch.cat([z, h], dim=-1) if self.uses_memory else z
-        return torch.tanh(self.net(x))
+    def forward(self, z: torch.Tensor, h: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw tanh outputs in [-1, 1], shape (B, action_dim), from z and M's state (h, c) as the arch reads it."""
+        return torch.tanh(self.net(inputs(self.arch, z, h, c)))
+
+
+ARCHS = ("linear", "linear_hc", "hidden", "v_only")
+
+
+def inputs(arch: str, z: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+    """What C of `arch` reads: z alone, [z, h], or [z, h, c]."""
+    if arch == "linear":
+        return torch.cat([z, h], dim=-1)
+    if arch == "linear_hc":
+        return torch.cat([z, h, c], dim=-1)
+    return z
 
 
 def to_env_action(raw: torch.Tensor) -> torch.Tensor:
@@ -77,8 +89,8 @@ class BatchedController:
 
     def __init__(self, arch: str, flat: torch.Tensor, z_dim: int = 32, h_dim: int = 256,
                  hidden_units: int = 40, env: str = CARRACING) -> None:
-        self.arch, self.uses_memory = arch, arch == "linear"
         template = Controller(arch, z_dim, h_dim, hidden_units, env)
+        self.arch, self.uses_memory = arch, template.uses_memory
         self.actions = template.actions
         flat = torch.as_tensor(flat, dtype=torch.float32)
         if flat.ndim != 2 or flat.shape[1] != template.num_params():
@@ -96,9 +108,9 @@ class BatchedController:
             offset += out_f
             self.layers.append((w, b))
 
-    def __call__(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw tanh actions (P, T, action_dim) for inputs z (P, T, z) and h (P, T, h)."""
-        x = torch.cat([z, h], dim=-1) if self.uses_memory else z
+    def __call__(self, z: torch.Tensor, h: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw tanh actions (P, T, action_dim) for inputs z (P, T, z) and M's h and c (P, T, hidden)."""
+        x = inputs(self.arch, z, h, c)
         for w, b in self.layers:
             x = torch.tanh(torch.baddbmm(b, x, w))
         return x

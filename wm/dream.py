@@ -2,7 +2,7 @@
 
 A dream starts from a real state drawn from a start pool: the latent of a real first frame with M's zero state
 (`first_frame_starts`), or any real frame of any rollout with M's state after reading that rollout up to it
-(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. At every step C acts on (z, h);
+(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. At every step C acts on (z, h) (or (z, h, c));
 M consumes (z, env action), its reward head gives r_t, its done head ends the episode when P(done) > 0.5, and
 z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every dream draws one dropout mask on M's
 h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream runs a slightly different M and a
@@ -223,7 +223,8 @@ class Dream:
         trace = [z.clone()] if record else []
         for _ in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
-            action = policy.actions.snap(policy.actions.to_env(policy(z, state[0].view(p, t, -1))))
+            raw = policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1))
+            action = policy.actions.snap(policy.actions.to_env(raw))
             z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
             total += reward * alive
             steps += alive
@@ -244,7 +245,7 @@ class DreamEnv(gym.Env):
     """A single dream as a gymnasium env: observation z, the env's action box (`env`), reward and done from M.
 
     Seeded like `Dream.rollout` with one trial, so `reset(seed=s)` replays the dream that rollout calls [s].
-    The recurrent state h after each step is in `info["h"]`; `render()` decodes z through V when one is given.
+    The first M's state after each step is in `info["h"]` and `info["c"]`; `render()` decodes z through V when one is given.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -269,7 +270,7 @@ class DreamEnv(gym.Env):
         self._masks = self.dream.draw_masks(self._gen, 1)
         self._state = self.dream.initial_state(h0, c0, 1)
         self._steps = 0
-        return self._z.view(-1).cpu().numpy(), {"h": self._state[0].view(-1).cpu().numpy()}
+        return self._z.view(-1).cpu().numpy(), self._info()
 
     def step(self, action: np.ndarray):
         """Advance the dream with an env action (CarRacing: steer, gas, brake; Take Cover: left / stay / right)."""
@@ -282,8 +283,11 @@ class DreamEnv(gym.Env):
                                                                    self._masks)
         self._steps += 1
         truncated = self._steps >= self.dream.max_steps
-        info = {"h": self._state[0].view(-1).cpu().numpy()}
+        info = self._info()
         return self._z.view(-1).cpu().numpy(), float(reward), bool(done), truncated, info
+
+    def _info(self) -> dict[str, np.ndarray]:
+        return {"h": self._state[0].view(-1).cpu().numpy(), "c": self._state[1].view(-1).cpu().numpy()}
 
     @torch.no_grad()
     def render(self) -> np.ndarray | None:
