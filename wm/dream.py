@@ -184,18 +184,23 @@ class Dream:
         outs = [m.step(flat_z, flat_a, (state[2 * i], state[2 * i + 1]), self.temperature, pick, noise, flat_masks)
                 for i, m in enumerate(self.models)]
         new_state = tuple(x for _, _, member_state in outs for x in member_state)
-        rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
-        reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
         if len(outs) == 1:
-            z_next = outs[0][0]
+            z_next, heads, _ = outs[0]
+            reward, done_logit, prob = self.mdrnn.expected_reward(heads), heads.done_logit, None
+            if self.done == "sample":
+                prob = self.mdrnn.done_prob(heads)
         else:  # each trial's z_{t+1} comes from one member, picked by the step's last uniform
             member = (uniform[:, -1] * len(outs)).long().clamp_(max=len(outs) - 1).expand(p, t).reshape(-1)
             z_next = torch.stack([o[0] for o in outs])[member, torch.arange(p * t, device=member.device)]
+            rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
+            reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
+            done_logit = torch.stack([heads.done_logit for _, heads, _ in outs]).mean(0)
+            prob = (torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]).mean(0)
+                    if self.done == "sample" else None)
         if self.done == "sample":
-            prob = torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]).mean(0)
             done = uniform[:, 1].expand(p, t) < prob.view(p, t)
         else:
-            done = torch.stack([heads.done_logit for _, heads, _ in outs]).mean(0).view(p, t) > 0.0
+            done = done_logit.view(p, t) > 0.0
         return z_next.view(p, t, -1), reward.view(p, t), done, new_state
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> DreamState:
