@@ -27,7 +27,7 @@ class Controller(nn.Module):
         self.arch, self.z_dim, self.h_dim, self.hidden_units = arch, z_dim, h_dim, hidden_units
         self.env, self.actions = env, action_map(env)
         action_dim = self.action_dim = self.actions.dim
-        if arch in ("linear", "linear_hc"):
+        if arch in MEMORY_ARCHS:
             self.net = nn.Linear(z_dim + h_dim * (2 if arch == "linear_hc" else 1), action_dim)
         elif arch == "v_only":
             self.net = nn.Linear(z_dim, action_dim)
@@ -37,7 +37,7 @@ class Controller(nn.Module):
     @property
     def uses_memory(self) -> bool:
         """Whether C reads M's state (the linear archs do)."""
-        return self.arch in ("linear", "linear_hc")
+        return self.arch in MEMORY_ARCHS
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments, stored beside the weights."""
@@ -64,6 +64,7 @@ class Controller(nn.Module):
 
 
 ARCHS = ("linear", "linear_hc", "hidden", "v_only")
+MEMORY_ARCHS = ("linear", "linear_hc")  # the archs that read M's state
 
 
 def inputs(arch: str, z: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
