@@ -11,8 +11,12 @@ steps weighted 5x), tile (the classifier, unweighted, so P(new tile) stays calib
 with 5 Ms trained from seeds seed .. seed+4: each dream step's z comes from a random member, the reward is their mean),
 tile_drop_ens5_pen1 (the same, paid the mean minus 1 x the members' standard deviation: a disagreement penalty).
 
+With --mdrnn, no M is trained: every row uses that M, and the variants are --set overrides of the controller and
+dream sections (`--set controller.arch=v_only,controller.max_steps=150 --set dream.temperature=1.3` gives two rows).
+
 Usage: python bench/dream_ablation.py --params params/dream.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz [--variants tile,tile_drop] [--episodes 10] [--generations 20]
+       python bench/dream_ablation.py ... --mdrnn models/iter0/mdrnn.safetensors --set controller.arch=v_only
 Prints one markdown table row per variant.
 """
 from __future__ import annotations
@@ -38,7 +42,7 @@ from wm.config import load_params  # noqa: E402
 from wm.controller import Controller, save_controller  # noqa: E402
 from wm.dream_fitness import DreamFitness  # noqa: E402
 from wm.io import load_npz  # noqa: E402
-from wm.mdrnn import save_mdrnn  # noqa: E402
+from wm.mdrnn import load_mdrnn, save_mdrnn  # noqa: E402
 from wm.seeds import eval_seeds  # noqa: E402
 from wm.train_mdrnn import train_mdrnn  # noqa: E402
 
@@ -75,6 +79,9 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--generations", type=int, default=None, help="override controller.generations")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mdrnn", default=None, help="use this M in every row; rows are the --set overrides")
+    ap.add_argument("--set", action="append", default=[], help="controller./dream. overrides for one row, comma list")
+    ap.add_argument("--keep", default=None, help="a folder to keep each row's C in (row<i>_c.safetensors)")
     a = ap.parse_args()
     p = load_params(a.params)
     data = load_npz(a.latents)
@@ -85,22 +92,38 @@ def main() -> None:
     print("| variant | dream score (check mean) | real score (mean ± std) | real-env steps | seconds |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in a.variants.split(","):
+        rows = a.set if a.mdrnn else a.variants.split(",")
+        for name in rows:
             t0 = time.perf_counter()
-            m_over, d_over = VARIANTS[name]
-            m_cfg = p.mdrnn.model_copy(update=m_over)
-            members, disagreement = ENSEMBLES.get(name, (1, 0.0))
-            models = [train_mdrnn(data, m_cfg, p.seed + i, progress=False).model for i in range(members)]
-            paths = [str(Path(tmp) / f"{name}_m{i}.safetensors") for i in range(members)]
-            for path, model in zip(paths, models):
-                save_mdrnn(path, model)
-            mdrnn, m_path = models[0], paths[0]  # C reads the first M's h, in the dream and in the real env
-            fitness = DreamFitness(m_path, a.latents, cfg, p.dream.model_copy(update=d_over), members=tuple(paths[1:]),
-                                   disagreement=disagreement)
-            c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units)
-            result = train_cmaes(c.num_params(), cfg, fitness.population, p.seed)
+            if a.mdrnn:  # the given M; the row's overrides change C and the dream only
+                c_cfg, d_cfg = cfg, p.dream
+                for item in filter(None, name.split(",")):
+                    key, value = item.split("=", 1)
+                    section, field = key.split(".", 1)
+                    if section == "controller":
+                        c_cfg = c_cfg.model_copy(update={field: type(getattr(c_cfg, field))(value)})
+                    elif section == "dream":
+                        d_cfg = d_cfg.model_copy(update={field: type(getattr(d_cfg, field))(value)})
+                    else:
+                        raise SystemExit(f"--set {key}: only controller.* and dream.* can be set with --mdrnn")
+                m_path, paths, disagreement = a.mdrnn, [a.mdrnn], 0.0
+            else:
+                c_cfg = cfg
+                m_over, d_over = VARIANTS[name]
+                d_cfg = p.dream.model_copy(update=d_over)
+                members, disagreement = ENSEMBLES.get(name, (1, 0.0))
+                models = [train_mdrnn(data, p.mdrnn.model_copy(update=m_over), p.seed + i, progress=False).model
+                          for i in range(members)]
+                paths = [str(Path(tmp) / f"{name}_m{i}.safetensors") for i in range(members)]
+                for path, model in zip(paths, models):
+                    save_mdrnn(path, model)
+                m_path = paths[0]  # C reads the first M's h, in the dream and in the real env
+            mdrnn = load_mdrnn(m_path)
+            fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, members=tuple(paths[1:]), disagreement=disagreement)
+            c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units)
+            result = train_cmaes(c.num_params(), c_cfg, fitness.population, p.seed)
             c.set_flat(result.best_params)
-            c_path = str(Path(tmp) / f"{name}_c.safetensors")
+            c_path = str(Path(tmp) / f"row{rows.index(name)}_c.safetensors")
             save_controller(c_path, c)
             jobs = [(a.vae, m_path, c_path, p.env.model_dump(), s, p.evaluate.max_steps)
                     for s in eval_seeds(a.episodes)]
@@ -108,7 +131,9 @@ def main() -> None:
                 scores = np.asarray(list(pool.map(play, jobs)))
             print(f"| {name} | {result.best_score:.1f} | {scores.mean():.1f} ± {scores.std():.1f} | {real_steps:,} | "
                   f"{time.perf_counter() - t0:.0f} |", flush=True)
-
+            if a.keep:
+                Path(a.keep).mkdir(parents=True, exist_ok=True)
+                save_controller(str(Path(a.keep) / f"row{rows.index(name)}_c.safetensors"), c)
 
 if __name__ == "__main__":
     main()

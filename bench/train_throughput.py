@@ -72,7 +72,7 @@ def mdrnn_rate(batch: int, seq_len: int, hidden: int, device: torch.device, roun
     r = (torch.rand(batch, seq_len, device=device) < 0.02).float() * 3.0
     d = torch.zeros(batch, seq_len, device=device)
     ones = torch.ones(batch, seq_len, dtype=torch.bool, device=device)
-    data = (z[:, :-1], a, z[:, 1:], r, d, ones, ones)
+    data = (z[:, :-1], a, z[:, 1:], r, d, ones, ones, None)
 
     def step() -> None:
         loss = _losses(model, data, 1.0)["loss"]

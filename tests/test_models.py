@@ -109,6 +109,29 @@ def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
                 assert torch.allclose(getattr(heads, name), getattr(seq, name)[:, t], atol=1e-5), name
 
 
+def test_an_open_loop_unroll_reads_m_s_own_samples_after_the_real_steps() -> None:
+    torch.manual_seed(0)
+    m = MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3).train()
+    z, a = torch.randn(2, 6, 8), torch.rand(2, 6, 3)
+    uniform, normal = torch.rand(2, 2, 1), torch.randn(2, 2, 8)
+    assert all(torch.equal(x, y) for x, y in zip(m.unroll(z, a, 0, uniform, normal), m(z, a)[0]))
+    heads = m.unroll(z, a, 2, uniform, normal)
+    assert heads.mus.shape == (2, 6, 3, 8)
+    with torch.no_grad():  # the first four steps are teacher-forced, as in the plain forward
+        assert torch.allclose(heads.mus[:, :4], m(z[:, :4], a[:, :4])[0].mus, atol=1e-6)
+    # the real z of the open-loop steps is never read; the real z before them and the actions are
+    other = z.clone()
+    other[:, 4:] += 5.0
+    assert torch.equal(m.unroll(other, a, 2, uniform, normal).mus, heads.mus)
+    other = z.clone()
+    other[:, 3] += 1.0
+    assert not torch.allclose(m.unroll(other, a, 2, uniform, normal).mus[:, 5], heads.mus[:, 5])
+    # the sample fed back is differentiable: a later step's loss reaches the earlier step's draw (and its mean)
+    normal.requires_grad_(True)
+    m.unroll(z, a, 2, uniform, normal).mus[:, 5].sum().backward()
+    assert normal.grad[:, 0].abs().sum() > 0
+
+
 def _latents(n_rollouts: int = 6, steps: int = 80, seed: int = 0) -> dict[str, np.ndarray]:
     """Synthetic encoded rollouts: a new tile (reward 1000/300 - 0.1) exactly when z[0] > 1, else -0.1."""
     rng = np.random.default_rng(seed)
@@ -126,7 +149,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
-                      reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05)
+                      reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():

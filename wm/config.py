@@ -101,6 +101,9 @@ class MdrnnConfig(_Section):
     reward_weight: float = Field(ge=1)  # weight of the rare steps with a positive reward in the reward loss
     done_weight: float = Field(ge=1)  # weight of the rare done steps in the done head's logistic loss (Doom: 10)
     dropout: float = Field(ge=0, lt=1)  # dropout on h before the heads while training
+    # the last open_loop steps of each training window read M's own sampled z instead of the real one (0: teacher
+    # forcing throughout), so M learns what its actions do over many steps, as it must in the dream
+    open_loop: int = Field(ge=0)
 
 
 class ControllerConfig(_Section):
@@ -203,6 +206,8 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "Params":
+        if self.mdrnn.open_loop >= self.mdrnn.seq_len:
+            raise ValueError("mdrnn.open_loop must be smaller than mdrnn.seq_len (M reads at least one real z)")
         if self.mdrnn.seq_len >= self.collect.max_steps:
             raise ValueError("mdrnn.seq_len must be smaller than collect.max_steps")
         if self.iterations and self.mdrnn.seq_len >= self.iterate.max_steps:

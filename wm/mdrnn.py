@@ -119,6 +119,28 @@ class MDRNN(nn.Module):
         out, state = self.lstm(torch.cat([z, actions], dim=-1), state)
         return self.heads(F.dropout(out, self.dropout, self.training)), state
 
+    def unroll(self, z: torch.Tensor, actions: torch.Tensor, open_loop: int, uniform: torch.Tensor,
+               normal: torch.Tensor) -> Heads:
+        """Head outputs per step for sequences (B, T, ...) where the last `open_loop` steps read M's own z.
+
+        The first T - open_loop steps read the real z; from then on each step reads the z sampled from the previous
+        step's mixture (at tau 1, with `uniform` (B, open_loop, 1) and `normal` (B, open_loop, z)), as in the dream.
+        The sample is a differentiable function of the means and scales, so the losses of later steps train what M
+        predicts now: M learns where its actions take it, not just the next frame given the real one."""
+        steps = z.shape[1]
+        real = steps - open_loop
+        if open_loop == 0:
+            return self(z, actions)[0]
+        out, state = self.lstm(torch.cat([z[:, :real], actions[:, :real]], dim=-1))
+        outs = [F.dropout(out, self.dropout, self.training)]
+        z_in = sample(self.heads(outs[0][:, -1]), 1.0, uniform[:, 0], normal[:, 0])
+        for i, t in enumerate(range(real, steps)):
+            out, state = self.lstm(torch.cat([z_in, actions[:, t]], dim=-1).unsqueeze(1), state)
+            outs.append(F.dropout(out, self.dropout, self.training))
+            if i + 1 < open_loop:
+                z_in = sample(self.heads(outs[-1][:, 0]), 1.0, uniform[:, i + 1], normal[:, i + 1])
+        return self.heads(torch.cat(outs, dim=1))
+
     def initial_state(self, batch: int = 1) -> State:
         """Zero (h, c) for a batch."""
         zeros = torch.zeros(1, batch, self.hidden)

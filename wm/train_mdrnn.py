@@ -41,7 +41,8 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
     return np.asarray(starts, dtype=np.int64)
 
 
-def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator):
+def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator,
+           open_loop: int = 0):
     device = data["mu"].device
     starts = starts.to(device)
     idx = starts[:, None] + torch.arange(seq_len + 1, device=device)[None, :]
@@ -50,8 +51,13 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
     idx = torch.minimum(idx, end)  # inputs past the end repeat the last step; their losses are masked
     mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
     z = mu + sigma * torch.randn(mu.shape, generator=gen).to(device)  # drawn on the CPU: the same on any device
+    noise = None
+    if open_loop:  # the draws of M's own samples in the open-loop steps, drawn after z's: open_loop 0 is unchanged
+        b = len(starts)
+        noise = (torch.rand(b, open_loop, 1, generator=gen).to(device),
+                 torch.randn(b, open_loop, mu.shape[-1], generator=gen).to(device))
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
-            data["dones"][idx[:, :-1]], valid, has_next)
+            data["dones"][idx[:, :-1]], valid, has_next, noise)
 
 
 def tile_reward(rewards: np.ndarray) -> float:
@@ -63,8 +69,8 @@ def tile_reward(rewards: np.ndarray) -> float:
 
 
 def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    z, a, z_next, r, d, valid, has_next = batch
-    heads, _ = model(z, a)
+    z, a, z_next, r, d, valid, has_next, noise = batch
+    heads = model(z, a)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise)
     step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
     if not bool(valid.all()):  # a terminal window: only the steps up to the rollout's end count
         heads = Heads(*(h[valid] for h in heads))
@@ -137,7 +143,8 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
                    disable=not progress, unit="batch")
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
-            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight, cfg.done_weight)
+            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen, cfg.open_loop), cfg.reward_weight,
+                             cfg.done_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -165,7 +172,8 @@ def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.T
     sums: dict[str, float] = {}
     for i in range(0, len(windows), 256):
         starts = windows[i:i + 256]
-        for k, v in _losses(model, _batch(data, starts, cfg.seq_len, gen), cfg.reward_weight, cfg.done_weight).items():
+        batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop)
+        for k, v in _losses(model, batch, cfg.reward_weight, cfg.done_weight).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
     model.train()
     out = {k: v / len(windows) for k, v in sums.items()}
