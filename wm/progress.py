@@ -7,7 +7,7 @@ not training, and are not counted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,10 +25,11 @@ def progress_row(iteration: int, lengths: np.ndarray, fitness_steps: int, evalua
             "dream_return": None if dream_return is None else float(dream_return)}
 
 
-def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]],
+def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]],
                         reference: dict[str, Any] | None = None, title: str = "") -> Path:
     """PNG: real-env score (mean +- std over the evaluation episodes) against real-env steps used, for these
-    iterations and, when given, a reference run of CMA-ES in the real env."""
+    iterations (or several runs of them, as {label: rows}) and, when given, a reference run of CMA-ES in the real
+    env."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,13 +46,15 @@ def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]],
             ax.errorbar([run["real_steps"]], [run["eval_mean"]], yerr=[run["eval_std"]], fmt="s", color="tab:gray",
                         capsize=3, alpha=0.8, label=f"real-env CMA-ES, default profile, one per seed{bound}"
                         if i == 0 else None)
-    x = [r["real_steps"] for r in rows]
-    y = [r["eval_mean"] for r in rows]
-    ax.errorbar(x, y, yerr=[r["eval_std"] for r in rows], fmt="o-", color="tab:blue", capsize=3,
-                label="trained only in the dream (iterations 0..k)")
-    for r in rows:
-        ax.annotate(str(r["iteration"]), (r["real_steps"], r["eval_mean"]), textcoords="offset points",
-                    xytext=(4, 6), fontsize=8, color="tab:blue")
+    series = rows if isinstance(rows, Mapping) else {"": rows}
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
+    for (label, run), color in zip(series.items(), colors * len(series)):
+        ax.errorbar([r["real_steps"] for r in run], [r["eval_mean"] for r in run],
+                    yerr=[r["eval_std"] for r in run], fmt="o-", color=color, capsize=3, alpha=0.85,
+                    label=f"trained only in the dream (iterations 0..k){', ' + label if label else ''}")
+        for r in run:
+            ax.annotate(str(r["iteration"]), (r["real_steps"], r["eval_mean"]), textcoords="offset points",
+                        xytext=(4, 6), fontsize=8, color=color)
     ax.axhline(-13.5, color="tab:red", lw=0.8, ls=":", label="random policy (about -13.5)")
     ax.set_xlabel("real-env steps used for training (collection + real-env fitness)")
     ax.set_ylabel("real CarRacing score")
