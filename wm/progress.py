@@ -51,7 +51,7 @@ def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]] | Mappi
     for (label, run), color in zip(series.items(), colors * len(series)):
         ax.errorbar([r["real_steps"] for r in run], [r["eval_mean"] for r in run],
                     yerr=[r["eval_std"] for r in run], fmt="o-", color=color, capsize=3, alpha=0.85,
-                    label=f"trained only in the dream (iterations 0..k){', ' + label if label else ''}")
+                    label=f"trained only in the dream, {label}" if label else "trained only in the dream (iterations 0..k)")
         for r in run:
             ax.annotate(str(r["iteration"]), (r["real_steps"], r["eval_mean"]), textcoords="offset points",
                         xytext=(4, 6), fontsize=8, color=color)
@@ -60,7 +60,7 @@ def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]] | Mappi
     ax.set_ylabel("real CarRacing score")
     ax.set_title(title or "Real-env score against real-env steps")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
