@@ -6,6 +6,7 @@ not training, and are not counted.
 """
 from __future__ import annotations
 
+from itertools import cycle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -47,11 +48,11 @@ def plot_score_vs_steps(path: str | Path, rows: Sequence[dict[str, Any]] | Mappi
                         capsize=3, alpha=0.8, label=f"real-env CMA-ES, default profile, one per seed{bound}"
                         if i == 0 else None)
     series = rows if isinstance(rows, Mapping) else {"": rows}
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
-    for (label, run), color in zip(series.items(), colors * len(series)):
+    colors = cycle(["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"])
+    for (label, run), color in zip(series.items(), colors):
+        name = f"trained only in the dream, {label}" if label else "trained only in the dream (iterations 0..k)"
         ax.errorbar([r["real_steps"] for r in run], [r["eval_mean"] for r in run],
-                    yerr=[r["eval_std"] for r in run], fmt="o-", color=color, capsize=3, alpha=0.85,
-                    label=f"trained only in the dream, {label}" if label else "trained only in the dream (iterations 0..k)")
+                    yerr=[r["eval_std"] for r in run], fmt="o-", color=color, capsize=3, alpha=0.85, label=name)
         for r in run:
             ax.annotate(str(r["iteration"]), (r["real_steps"], r["eval_mean"]), textcoords="offset points",
                         xytext=(4, 6), fontsize=8, color=color)
