@@ -26,9 +26,9 @@ from wm.vae import load_vae
 
 
 @task(cache_policy=NO_CACHE)
-def real_episode(fitness: RealFitness, params: np.ndarray, seed: int) -> dict[str, float]:
-    """Return and steps of one candidate on one real episode seed."""
-    return fitness.episode(params, seed)
+def real_episodes(fitness: RealFitness, episodes: list[tuple[np.ndarray, int]]) -> list[dict[str, float]]:
+    """Return and steps of each (candidate, real episode seed) pair, played one after the other."""
+    return [fitness.episode(params, seed) for params, seed in episodes]
 
 
 @task(cache_policy=NO_CACHE)
@@ -46,14 +46,16 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
         where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
         return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)
-    used = [0]
+    used, n = [0], p.runner.episodes_per_task
 
     def score(cands: list[np.ndarray], seeds: list[int]) -> list[float]:
-        # one task per (candidate, seed) keeps both workers busy even when episodes differ in length
-        futures = [[real_episode.submit(real, np.asarray(c), s) for s in seeds] for c in cands]
-        results = [[f.result() for f in row] for row in futures]
-        used[0] += sum(int(r["steps"]) for row in results for r in row)
-        return [float(np.mean([r["return"] for r in row])) for row in results]
+        # small tasks of (candidate, seed) episodes keep every worker busy even when episodes differ in length
+        pairs = [(np.asarray(c), s) for c in cands for s in seeds]
+        futures = [real_episodes.submit(real, pairs[i:i + n]) for i in range(0, len(pairs), n)]
+        results = [r for f in futures for r in f.result()]
+        used[0] += sum(int(r["steps"]) for r in results)
+        returns = np.array([r["return"] for r in results]).reshape(len(cands), len(seeds))
+        return [float(x) for x in returns.mean(axis=1)]
 
     return score, lambda: used[0], "the real environment"
 

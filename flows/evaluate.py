@@ -24,13 +24,13 @@ def agent_config(env: EnvConfig) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def play_one(env_cfg: EnvConfig, weights: dict[str, str], seed: int, max_steps: int) -> float:
-    """Return of one full evaluation episode."""
+def play_episodes(env_cfg: EnvConfig, weights: dict[str, str], seeds: list[int], max_steps: int) -> list[float]:
+    """Returns of full evaluation episodes, one per seed, played one after the other."""
     import torch
 
     torch.set_num_threads(1)
     agent = load_agent(weights["vae"], weights["mdrnn"], weights["controller"])
-    return run_episode(agent, env_cfg, seed, max_steps)["return"]
+    return [run_episode(agent, env_cfg, seed, max_steps)["return"] for seed in seeds]
 
 
 @flow(name="evaluate", log_prints=True)
@@ -48,8 +48,10 @@ def evaluate_flow(vae: str, mdrnn: str, controller: str, metrics: str, latents: 
     weights = {"vae": vae, "mdrnn": mdrnn, "controller": controller}
     stage = "evaluate" if k == 0 else f"evaluate_iter@{k}"
     with stage_run(stage, {"env": p.env.model_dump(), "evaluate": p.evaluate.model_dump(), "iteration": k}) as ml:
-        futures = [play_one.submit(p.env, weights, s, p.evaluate.max_steps) for s in seeds]
-        result = summarize(gather(futures, "evaluate", "episode"), seeds)
+        n = p.runner.episodes_per_task
+        futures = [play_episodes.submit(p.env, weights, seeds[i:i + n], p.evaluate.max_steps)
+                   for i in range(0, len(seeds), n)]
+        result = summarize([r for rs in gather(futures, "evaluate", "episode" if n == 1 else f"task of {n} episodes") for r in rs], seeds)
         print(f"evaluation: {result['mean']:.1f} +- {result['std']:.1f} over {result['episodes']} episodes")
         trained = read_json(training)
         rows = read_json(previous) if previous else []

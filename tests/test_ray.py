@@ -1,18 +1,23 @@
-"""Ray as a runner: a real local Ray cluster on 127.0.0.1 (`ray start --head`) runs a stage's Prefect tasks."""
+"""Ray as a runner: a real local Ray cluster on 127.0.0.1 (`ray start --head`) runs the smoke pipeline's Prefect
+tasks."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 import yaml
 
-from conftest import BIN, REPO, free_port, smoke_params, subprocess_env
+from conftest import BIN, free_port, make_project, subprocess_env
+from wm.agent import load_agent, run_episode
 from wm.collect import collect_rollout
 from wm.config import CollectConfig, CarRacingConfig
 from wm.rollouts import rollout_path
+from wm.seeds import eval_seeds
 
 
 @pytest.fixture()
@@ -31,19 +36,40 @@ def ray_cluster(tmp_path: Path) -> Iterator[str]:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_collect_on_a_ray_cluster_writes_the_same_rollouts(tmp_path: Path, ray_cluster: str,
-                                                           prefect_server: str) -> None:
-    params = smoke_params()
-    params["runner"].update(kind="ray", ray_address=ray_cluster)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, "-m", "flows", "collect", "--out", "data/rollouts", "--metrics",
-                           "metrics/collect.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=subprocess_env(PYTHONPATH=str(REPO), PREFECT_API_URL=prefect_server,
-                                             RAY_USAGE_STATS_ENABLED="0"))
+def _repro(project: Path, api_url: str) -> tuple[list[str], str]:
+    proc = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True, timeout=540,
+                          env=subprocess_env(PREFECT_API_URL=api_url, PYTHONPATH="", RAY_USAGE_STATS_ENABLED="0"))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "(collect_one pid=" in out  # Ray's prefix: the tasks ran in the cluster's worker processes
+    return re.findall(r"Running stage '([\w@]+)'", out), out
+
+
+@pytest.mark.e2e
+def test_smoke_pipeline_on_a_ray_cluster(tmp_path: Path, ray_cluster: str, prefect_server: str) -> None:
+    """The whole smoke pipeline with runner.kind: ray on a real cluster gives the rollouts and scores of local runs,
+    and an unchanged repro runs nothing."""
+    project = make_project(tmp_path / "proj")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["runner"].update(kind="ray", ray_address=ray_cluster, episodes_per_task=3)  # 4 candidates: tasks of 3 and 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    ran, out = _repro(project, prefect_server)
+    assert sorted(ran) == sorted(["collect", "vae", "encode", "mdrnn", "controller", "dream", "evaluate"])
+    for task in ("collect_one", "real_episodes", "play_episodes"):  # Ray's prefix: each kind of task ran in its workers
+        assert f"({task} pid=" in out, task
     env, cfg = CarRacingConfig(**params["env"]), CollectConfig(**params["collect"])
-    for i in range(cfg.rollouts):  # the same bytes as collecting here, one rollout at a time
+    for i in range(cfg.rollouts):  # the rollouts are the bytes this process writes, one rollout at a time
         collect_rollout(env, cfg, params["seed"], i, tmp_path / "local")
-        assert rollout_path(tmp_path / "data" / "rollouts", i).read_bytes() == rollout_path(tmp_path / "local", i).read_bytes()
+        assert rollout_path(project / "data" / "rollouts", i).read_bytes() == rollout_path(tmp_path / "local", i).read_bytes()
+    # the scores computed in Ray's workers are the ones this process computes for the same agent and seeds
+    ev = json.loads((project / "metrics" / "evaluate.json").read_text())
+    models = project / "models"
+    agent = load_agent(models / "vae.safetensors", models / "iter0" / "mdrnn.safetensors",
+                       models / "iter0" / "controller.safetensors")
+    seeds, threads = eval_seeds(params["evaluate"]["episodes"]), torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers (flows/evaluate.py)
+    try:
+        local = [run_episode(agent, env, s, params["evaluate"]["max_steps"])["return"] for s in seeds]
+    finally:
+        torch.set_num_threads(threads)
+    assert ev["seeds"] == seeds and ev["scores"] == pytest.approx(local)
+    assert _repro(project, prefect_server)[0] == []

@@ -50,6 +50,9 @@ class RunnerConfig(_Section):
     kind: Literal["process", "thread", "ray"]
     workers: int = Field(ge=1, le=512)
     ray_address: str | None  # only for kind=ray; null starts a local Ray
+    # real-env episodes one task plays (CMA-ES in the real env, evaluation): more per task pays the per-task
+    # cost (a Prefect task run, a hop to a Ray worker) less often; fewer keeps more workers busy
+    episodes_per_task: int = Field(ge=1, le=1024)
 
 
 class CollectConfig(_Section):
