@@ -51,7 +51,8 @@ def evaluate_flow(vae: str, mdrnn: str, controller: str, metrics: str, latents: 
         n = p.runner.episodes_per_task
         futures = [play_episodes.submit(p.env, weights, seeds[i:i + n], p.evaluate.max_steps)
                    for i in range(0, len(seeds), n)]
-        result = summarize([r for rs in gather(futures, "evaluate", "episode" if n == 1 else f"task of {n} episodes") for r in rs], seeds)
+        returns = gather(futures, "evaluate", "episode" if n == 1 else f"task of {n} episodes")
+        result = summarize([r for task_returns in returns for r in task_returns], seeds)
         print(f"evaluation: {result['mean']:.1f} +- {result['std']:.1f} over {result['episodes']} episodes")
         trained = read_json(training)
         rows = read_json(previous) if previous else []
