@@ -59,7 +59,8 @@ def test_smoke_pipeline_on_a_ray_cluster(tmp_path: Path, ray_cluster: str, prefe
     env, cfg = CarRacingConfig(**params["env"]), CollectConfig(**params["collect"])
     for i in range(cfg.rollouts):  # the rollouts are the bytes this process writes, one rollout at a time
         collect_rollout(env, cfg, params["seed"], i, tmp_path / "local")
-        assert rollout_path(project / "data" / "rollouts", i).read_bytes() == rollout_path(tmp_path / "local", i).read_bytes()
+        local = rollout_path(tmp_path / "local", i).read_bytes()
+        assert rollout_path(project / "data" / "rollouts", i).read_bytes() == local
     # the scores computed in Ray's workers are the ones this process computes for the same agent and seeds
     ev = json.loads((project / "metrics" / "evaluate.json").read_text())
     models = project / "models"
@@ -68,8 +69,8 @@ def test_smoke_pipeline_on_a_ray_cluster(tmp_path: Path, ray_cluster: str, prefe
     seeds, threads = eval_seeds(params["evaluate"]["episodes"]), torch.get_num_threads()
     torch.set_num_threads(1)  # as in the workers (flows/evaluate.py)
     try:
-        local = [run_episode(agent, env, s, params["evaluate"]["max_steps"])["return"] for s in seeds]
+        scores = [run_episode(agent, env, s, params["evaluate"]["max_steps"])["return"] for s in seeds]
     finally:
         torch.set_num_threads(threads)
-    assert ev["seeds"] == seeds and ev["scores"] == pytest.approx(local)
+    assert ev["seeds"] == seeds and ev["scores"] == pytest.approx(scores)
     assert _repro(project, prefect_server)[0] == []
