@@ -4,6 +4,10 @@ Times the training step the stages run (forward, loss, backward, Adam) on synthe
 64x64x3 uint8 frames for V, (batch, seq_len) windows of z and actions for M. Prints the median of `--rounds`
 timed rounds after one warm-up round, and what `vae.batch_size` / `mdrnn.batch_size` to pick from it.
 
+It also prints where the floor is: the FLOPs of one training step per image or latent-step (counted by torch's
+FlopCounterMode, plus the LSTM's matrix products, which it does not see), the GFLOP/s each rate means, and the
+GFLOP/s of a large matrix product on the same threads, which no training step of these small layers beats.
+
     python bench/train_throughput.py                       # both, on the CPU with torch's default threads
     python bench/train_throughput.py --device cuda --vae-batches 128 1024 --mdrnn-batches 100 1024
 """
@@ -18,6 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from wm.mdrnn import MDRNN  # noqa: E402
 from wm.train_mdrnn import _losses  # noqa: E402
@@ -44,6 +50,33 @@ def _rounds(step, n_items: int, rounds: int, seconds: float, device: torch.devic
     return statistics.median(rates)
 
 
+def matmul_gflops(device: torch.device, dtype: torch.dtype, rounds: int, seconds: float, n: int = 2048) -> float:
+    """GFLOP/s of an n x n matrix product: about the most these threads do on dense float work."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return _rounds(lambda: a @ b, 1, rounds, seconds, device) * 2 * n**3 / 1e9
+
+
+def vae_flops() -> float:
+    """FLOPs of V's training step (forward and backward) per image."""
+    model, x = ConvVAE(32), to_input(torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8))
+    with FlopCounterMode(display=False) as counter:
+        recon, mu, logvar = model(x)
+        vae_loss(recon, x, mu, logvar, 0.5)[0].backward()
+    return counter.get_total_flops() / 2
+
+
+def mdrnn_flops(hidden: int, z_dim: int = 32, actions: int = 3) -> float:
+    """FLOPs of M's training step per latent-step: the heads as counted, plus the LSTM's gate products (4 gates of
+    hidden x (input + hidden), a multiply-add each, forward) times 3 for forward and backward."""
+    model = MDRNN(z_dim, actions, hidden, 5, "tile", 3.0)
+    z, a = torch.randn(2, 2, z_dim), torch.rand(2, 1, actions)
+    r, ones = torch.zeros(2, 1), torch.ones(2, 1, dtype=torch.bool)
+    with FlopCounterMode(display=False) as counter:
+        _losses(model, (z[:, :1], a, z[:, 1:], r, r, ones, ones, None), 1.0)["loss"].backward()
+    lstm = 3 * 2 * 4 * hidden * (z_dim + actions + hidden)
+    return counter.get_total_flops() / 2 + lstm
+
+
 def vae_rate(batch: int, channels_last: bool, bf16: bool, device: torch.device, rounds: int, seconds: float) -> float:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -63,7 +96,8 @@ def vae_rate(batch: int, channels_last: bool, bf16: bool, device: torch.device, 
     return _rounds(step, batch, rounds, seconds, device)
 
 
-def mdrnn_rate(batch: int, seq_len: int, hidden: int, device: torch.device, rounds: int, seconds: float) -> float:
+def mdrnn_rate(batch: int, seq_len: int, hidden: int, bf16: bool, device: torch.device, rounds: int,
+               seconds: float) -> float:
     torch.manual_seed(0)
     model = MDRNN(32, 3, hidden, 5, "tile", 3.0).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -75,7 +109,8 @@ def mdrnn_rate(batch: int, seq_len: int, hidden: int, device: torch.device, roun
     data = (z[:, :-1], a, z[:, 1:], r, d, ones, ones, None)
 
     def step() -> None:
-        loss = _losses(model, data, 1.0)["loss"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = _losses(model, data, 1.0)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -92,7 +127,7 @@ def main() -> None:
     ap.add_argument("--mdrnn-batches", type=int, nargs="*", default=[32, 128, 512])
     ap.add_argument("--seq-len", type=int, default=32)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--bf16", action="store_true", help="V under bf16 autocast too")
+    ap.add_argument("--bf16", action="store_true", help="V and M under bf16 autocast too")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one timed round")
     args = ap.parse_args()
@@ -101,15 +136,24 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}; median of {args.rounds} rounds of {args.seconds:.0f} s")
+    precisions = (False, True) if args.bf16 else (False,)
+    for bf16 in precisions:
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        print(f"ceiling: 2048 x 2048 matrix product in {str(dtype)[6:]}: "
+              f"{matmul_gflops(device, dtype, args.rounds, args.seconds):,.0f} GFLOP/s")
+    v_flops, m_flops = vae_flops(), mdrnn_flops(args.hidden)
+    print(f"one training step: V {v_flops / 1e6:,.1f} MFLOP per image, M {m_flops / 1e6:,.2f} MFLOP per latent-step")
     for batch in args.vae_batches:
         for cl in (False, True):
-            for bf16 in ((False, True) if args.bf16 else (False,)):
+            for bf16 in precisions:
                 rate = vae_rate(batch, cl, bf16, device, args.rounds, args.seconds)
                 print(f"V  batch {batch:>5}  {'channels-last' if cl else 'contiguous   '}  "
-                      f"{'bf16' if bf16 else 'fp32'}  {rate:>10,.0f} images/s")
+                      f"{'bf16' if bf16 else 'fp32'}  {rate:>10,.0f} images/s  {rate * v_flops / 1e9:>6,.1f} GFLOP/s")
     for batch in args.mdrnn_batches:
-        rate = mdrnn_rate(batch, args.seq_len, args.hidden, device, args.rounds, args.seconds)
-        print(f"M  batch {batch:>5}  seq_len {args.seq_len}  hidden {args.hidden}  {rate:>10,.0f} latent-steps/s")
+        for bf16 in precisions:
+            rate = mdrnn_rate(batch, args.seq_len, args.hidden, bf16, device, args.rounds, args.seconds)
+            print(f"M  batch {batch:>5}  seq_len {args.seq_len}  hidden {args.hidden}  {'bf16' if bf16 else 'fp32'}  "
+                  f"{rate:>10,.0f} latent-steps/s  {rate * m_flops / 1e9:>6,.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
