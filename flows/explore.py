@@ -35,7 +35,7 @@ def explore_flow(vae: str, mdrnn: str, controller: str, out: str, metrics: str, 
         for problem in corrupt.values():
             print(f"{problem}: playing it again")
         todo = sorted(missing + stale + list(corrupt))
-        print(f"iteration {k}: {len(todo)} rollouts to play with C_{k - 1} + noise {p.iterate.noise} "
+        print(f"iteration {k}: {len(todo)} rollouts to play with C_{k - 1} + noise {p.iterate.noise_at(k):.3g} "
               f"({p.iterate.rollouts - len(todo)} reused, {len(stale)} made by another agent or settings, "
               f"{len(corrupt)} corrupt, {len(dropped)} surplus removed)")
         t0 = time.perf_counter()
@@ -43,7 +43,7 @@ def explore_flow(vae: str, mdrnn: str, controller: str, out: str, metrics: str, 
         done = gather(futures, f"explore {k}", "rollout")
         seconds = time.perf_counter() - t0
         files = list_rollouts(out)
-        result = {"iteration": k, "rollouts": len(files), "collected": len(done), "recollected_stale": len(stale),
+        result = {"iteration": k, "noise": p.iterate.noise_at(k), "rollouts": len(files), "collected": len(done), "recollected_stale": len(stale),
                   "recollected_corrupt": len(corrupt),
                   "real_steps": sum(rollout_steps(f) for f in files), "seconds": seconds,
                   "mean_return": sum(d["return"] for d in done) / len(done) if done else None}

@@ -19,7 +19,8 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
                params_path: str = "params.yaml") -> dict:
     """Fit the MDN-RNN, write weights, held-out metrics and the loss curve.
 
-    An iteration k >= 1 passes `init` (M_{k-1}) and fine-tunes it for iterate.mdrnn_epochs on every rollout so far.
+    An iteration k >= 1 passes `init` (M_{k-1}) and fine-tunes it for iterate.mdrnn_epochs on every rollout so far
+    (fewer with mdrnn.patience).
     """
     p = load_params(params_path)
     k = int(iteration)
@@ -36,12 +37,16 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
         last = result.history[-1]
         out = {"train_" + k.removeprefix("train_"): v for k, v in last.items() if k.startswith("train_")}
         out.update({f"heldout_{k}": v for k, v in result.heldout.items()})
+        out["epochs_run"] = len(result.history)
+        if result.best_epoch is not None:  # mdrnn.patience: the weights are this epoch's, the held-out figures too
+            out["best_epoch"] = result.best_epoch
         write_json(metrics, out)
         write_json(plot, result.history)
         nll = out.get("heldout_nll_per_dim")
         register_weights(MDRNN, model, stage, p.model_dump(),
                          f"M (LSTM {cfg.hidden}, {cfg.gaussians} mixtures, {cfg.reward} reward head, iteration {k}) trained "
-                         f"{cfg.epochs} epochs{' from M of iteration ' + str(k - 1) if init else ''} on "
+                         f"{len(result.history)} epochs{' (kept epoch ' + str(result.best_epoch) + ')' if result.best_epoch else ''}"
+                         f"{' from M of iteration ' + str(k - 1) if init else ''} on "
                          f"{len(data['lengths'])} encoded rollouts ({len(data['mu']):,} steps, seed {p.seed}); "
                          + (f"held-out NLL {nll:.2f} per latent dimension." if nll is not None else "no held-out set."))
         checkpoint.clear()

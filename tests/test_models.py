@@ -149,7 +149,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
-                      reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0)
+                      holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():
@@ -163,6 +163,35 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     assert all(torch.allclose(a, b, atol=1e-3) for a, b in zip(tuned.parameters(), model.parameters()))
     with pytest.raises(ValueError, match="no rollout step reached a new tile"):
         train_mdrnn(data | {"rewards": np.full_like(data["rewards"], -0.1)}, cfg, progress=False)
+
+
+def test_held_out_rollouts_are_the_newest_or_spread_over_every_iteration() -> None:
+    from wm.train_mdrnn import heldout_rollouts
+
+    assert np.flatnonzero(heldout_rollouts(10, 0.2, "last")).tolist() == [8, 9]
+    assert np.flatnonzero(heldout_rollouts(10, 0.2, "spread")).tolist() == [4, 9]
+    first = np.flatnonzero(heldout_rollouts(100, 0.1, "spread"))
+    later = np.flatnonzero(heldout_rollouts(140, 0.1, "spread"))  # 40 rollouts appended by an iteration
+    assert len(later) == 14 and set(first) <= set(later)  # a held-out rollout never becomes a training one
+    assert np.count_nonzero(later >= 100) == 4  # the new rollouts are held out in the same proportion
+    assert not heldout_rollouts(1, 0.5, "spread").any() and not heldout_rollouts(50, 0.0, "spread").any()
+
+
+def test_patience_stops_m_and_keeps_its_best_held_out_epoch() -> None:
+    from wm.config import MdrnnConfig
+    from wm.train_mdrnn import train_mdrnn
+
+    data = _latents(n_rollouts=4, steps=40)  # little data and a high rate: the held-out loss soon turns up
+    cfg = MdrnnConfig(hidden=32, gaussians=2, seq_len=8, epochs=60, batch_size=4, lr=0.02, holdout=0.25,
+                      holdout_from="spread", patience=3, reward="tile", reward_weight=1.0, done_weight=1.0,
+                      dropout=0.0, open_loop=0)
+    stopped = train_mdrnn(data, cfg, seed=0, progress=False)
+    losses = [row["val_loss"] for row in stopped.history]
+    best = int(np.argmin(losses)) + 1
+    assert stopped.best_epoch == best and len(losses) == best + 3 < 60  # stopped 3 epochs after the best one
+    assert stopped.heldout["loss"] == pytest.approx(losses[best - 1])
+    plain = train_mdrnn(data, cfg.model_copy(update={"epochs": best, "patience": None}), seed=0, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(stopped.model.parameters(), plain.model.parameters()))
 
 
 def test_cma_es_warm_starts_from_x0() -> None:

@@ -40,6 +40,9 @@ BAD = [
     (["mdrnn", "reward"], "huber", "mdrnn.reward"),
     (["dream", "dropout"], 1.0, "dream.dropout"),
     (["iterate", "noise"], -0.1, "iterate.noise"),
+    (["iterate", "noise_decay"], 0.0, "iterate.noise_decay"),
+    (["mdrnn", "holdout_from"], "first", "mdrnn.holdout_from"),
+    (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch
     # strict types: no booleans, fractions or text where a number belongs, and only finite numbers
     (["evaluate", "episodes"], True, "evaluate.episodes: Input should be a valid integer, got true"),
     (["collect", "rollouts"], 2.5, "collect.rollouts: Input should be a valid integer, got 2.5"),
@@ -154,3 +157,8 @@ def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path, stage
     flow = args[2]  # foreach groups run an existing flow: encode_iter runs `encode`
     assert proc.stderr.startswith(f"error: {flow}: missing --metrics; usage: python -m flows {flow}"), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_exploration_noise_decays_per_iteration() -> None:
+    it = load_params(REPO / "params" / "dream.yaml").iterate
+    assert it.noise_at(1) == it.noise and it.noise_at(3) == pytest.approx(it.noise * it.noise_decay**2)

@@ -98,6 +98,12 @@ class MdrnnConfig(_Section):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     holdout: float = Field(ge=0, lt=1)
+    # which rollouts are held out: `last`, the newest ones (in the iterative procedure, the latest agent's, so M trains
+    # on few of them); `spread`, every (1/holdout)-th rollout, so each iteration's rollouts train M and are held out alike
+    holdout_from: Literal["last", "spread"]
+    # stop when the held-out loss has not improved for this many epochs and keep the best epoch's weights (null: run
+    # every epoch and keep the last); needs holdout > 0
+    patience: int | None = Field(ge=1)
     # regress r_t (MSE); tile: classify "new tile at t" and rebuild CarRacing's reward; survival: the dream pays +1
     # per step alive (Doom), so only the done head matters
     reward: Literal["regress", "tile", "survival"]
@@ -151,9 +157,14 @@ class IterateConfig(_Section):
     max_steps: int = Field(ge=2, le=10000)
     noise: float = Field(ge=0, le=2)  # std of the noise added to each action component
     noise_corr: float = Field(ge=0, lt=1)  # noise_{t+1} = corr * noise_t + ...: smooth, like the brownian policy
+    noise_decay: float = Field(gt=0, le=1)  # iteration k explores with noise * noise_decay ** (k - 1): less as C improves
     mdrnn_epochs: int = Field(ge=1)  # M fine-tunes from M_{k-1} on every rollout so far
     generations: int = Field(ge=1)  # CMA-ES generations in M_k's dream, warm-started at C_{k-1}
     sigma0: float = Field(gt=0)
+
+    def noise_at(self, iteration: int) -> float:
+        """The exploration noise's std at iteration k >= 1."""
+        return self.noise * self.noise_decay ** (iteration - 1)
 
 
 class EvaluateConfig(_Section):
@@ -211,6 +222,8 @@ class Params(_Section):
     def _check_consistency(self) -> "Params":
         if self.mdrnn.open_loop >= self.mdrnn.seq_len:
             raise ValueError("mdrnn.open_loop must be smaller than mdrnn.seq_len (M reads at least one real z)")
+        if self.mdrnn.patience is not None and self.mdrnn.holdout == 0:
+            raise ValueError("mdrnn.patience needs held-out rollouts to watch: set mdrnn.holdout > 0 or patience: null")
         if self.mdrnn.seq_len >= self.collect.max_steps:
             raise ValueError("mdrnn.seq_len must be smaller than collect.max_steps")
         if self.iterations and self.mdrnn.seq_len >= self.iterate.max_steps:

@@ -44,8 +44,9 @@ def agent_digests(weights: dict[str, str]) -> dict[str, str]:
 def explore_settings(env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration: int, index: int,
                      agent: dict[str, str]) -> dict[str, Any]:
     """Everything that decides an exploration rollout's bytes."""
+    explore = {"max_steps": cfg.max_steps, "noise": cfg.noise_at(iteration), "noise_corr": cfg.noise_corr}
     return {"seed": seed, "iteration": iteration, "index": index, "agent": agent,
-            "env": env_cfg.model_dump(exclude={"fast_render"}), "explore": cfg.model_dump(include={"max_steps", "noise", "noise_corr"})}
+            "env": env_cfg.model_dump(exclude={"fast_render"}), "explore": explore}
 
 
 def explore_todo(out_dir: str | Path, env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration: int,
@@ -63,7 +64,7 @@ def explore_rollout(env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration
     torch.set_num_threads(1)  # one rollout per worker process
     rseed = derive_seed(seed, EXPLORE, iteration, index)
     agent = load_agent(weights["vae"], weights["mdrnn"], weights["controller"])
-    noise = SmoothNoise(np.random.default_rng(rseed), cfg.noise, cfg.noise_corr, agent.controller.actions.dim)
+    noise = SmoothNoise(np.random.default_rng(rseed), cfg.noise_at(iteration), cfg.noise_corr, agent.controller.actions.dim)
     agent.reset()
     settings = explore_settings(env_cfg, cfg, seed, iteration, index, agent_digests(weights))
     summary = record_rollout(env_cfg, lambda frame: agent.act(frame, noise()), rseed, cfg.max_steps,

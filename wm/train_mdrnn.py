@@ -20,6 +20,7 @@ class MdrnnResult:
     model: MDRNN
     history: list[dict[str, float]] = field(default_factory=list)
     heldout: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None  # with cfg.patience: the epoch whose weights `model` holds
 
 
 def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | None = None, seed: int = 0
@@ -60,6 +61,22 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
             data["dones"][idx[:, :-1]], valid, has_next, noise)
 
 
+def heldout_rollouts(n: int, holdout: float, pick: str = "last") -> np.ndarray:
+    """One flag per rollout: held out for validation. round(n * holdout) of them, at least one rollout trains.
+
+    `last` holds out the newest rollouts; `spread` every (n / n_held)-th one, counting back from the newest, so rollouts
+    appended by later iterations are held out in the same proportion as the first ones."""
+    n_hold = int(round(n * holdout)) if n > 1 else 0
+    flags = np.zeros(n, dtype=bool)
+    if n_hold == 0:
+        return flags
+    if pick == "last":
+        flags[n - n_hold:] = True
+    else:
+        flags[n - 1 - (np.arange(n_hold) * n) // n_hold] = True
+    return flags
+
+
 def tile_reward(rewards: np.ndarray) -> float:
     """What reaching a new tile pays in these rollouts (1000 / tiles on the track, the same on every track)."""
     positive = rewards[rewards > 0]
@@ -96,7 +113,10 @@ def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0)
 def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
                 init: MDRNN | None = None, checkpoint: Checkpoint | None = None,
                 device: torch.device | str = "cpu") -> MdrnnResult:
-    """Fit an MDRNN to the output of the encode stage for cfg.epochs; the last rollouts are held out for validation.
+    """Fit an MDRNN to the output of the encode stage for cfg.epochs; some rollouts are held out for validation.
+
+    With cfg.patience, training stops once the held-out loss has not improved for that many epochs, and the returned
+    M holds the best epoch's weights.
 
     With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
     With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does.
@@ -110,11 +130,10 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     ends = np.cumsum(lengths) - 1
     data["end"] = torch.from_numpy(np.repeat(ends, lengths).astype(np.int64))
     terminated = np.asarray(latents["dones"], dtype=bool)[ends]
-    n_hold = int(round(len(lengths) * cfg.holdout)) if len(lengths) > 1 else 0
-    split = int(np.sum(lengths[: len(lengths) - n_hold]))
     windows = make_windows(lengths, cfg.seq_len, terminated, seed)
-    train_w = torch.from_numpy(windows[windows < split])  # windows start inside their rollout
-    held_w = torch.from_numpy(windows[windows >= split])
+    held = heldout_rollouts(len(lengths), cfg.holdout, cfg.holdout_from)
+    in_held = held[np.searchsorted(ends, windows)]  # windows start inside their rollout
+    train_w, held_w = torch.from_numpy(windows[~in_held]), torch.from_numpy(windows[in_held])
     if len(train_w) == 0:
         raise ValueError(f"no training windows: rollouts are shorter than mdrnn.seq_len + 1 = {cfg.seq_len + 1}")
     z_dim = data["mu"].shape[1]
@@ -131,12 +150,17 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     heldout: dict[str, float] = {}
+    best = _Best()
     saved = checkpoint.load() if checkpoint else None
     if saved is not None:
         restore_training(model, opt, gen, *saved)
         history, heldout = saved[1]["history"], saved[1]["heldout"]
+        best.restore(*saved)
         print(f"mdrnn: resuming after epoch {len(history)} of {cfg.epochs} from {checkpoint.path}")
     for epoch in range(len(history) + 1, cfg.epochs + 1):
+        if cfg.patience is not None and best.epoch and epoch - 1 - best.epoch >= cfg.patience:
+            print(f"mdrnn: held-out loss last improved at epoch {best.epoch}; stopping after epoch {epoch - 1}")
+            break
         perm = train_w[torch.randperm(len(train_w), generator=gen)]
         sums: dict[str, float] = {}
         bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"mdrnn epoch {epoch}/{cfg.epochs}",
@@ -156,11 +180,45 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         if len(held_w):
             heldout = evaluate_mdrnn(model, data, held_w, cfg, seed)
             row.update({f"val_{k}": v for k, v in heldout.items()})
+            if cfg.patience is not None:
+                best.update(model, epoch, heldout)
         history.append(row)
         if checkpoint and epoch < cfg.epochs:
             tensors, state = training_state(model, opt, gen)
-            checkpoint.save(tensors, {**state, "history": history, "heldout": heldout})
+            checkpoint.save({**tensors, **best.tensors()}, {**state, "history": history, "heldout": heldout,
+                                                            **best.state()})
+    if cfg.patience is not None and best.epoch:
+        model.load_state_dict(best.weights)
+        return MdrnnResult(model.cpu().eval(), history, best.heldout, best.epoch)
     return MdrnnResult(model.cpu().eval(), history, heldout)
+
+
+@dataclass
+class _Best:
+    """The epoch with the lowest held-out loss so far and its weights (for mdrnn.patience)."""
+
+    epoch: int = 0
+    heldout: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def update(self, model: MDRNN, epoch: int, heldout: dict[str, float]) -> None:
+        """Keep this epoch if its held-out loss is the lowest so far."""
+        if not self.epoch or heldout["loss"] < self.heldout["loss"]:
+            self.epoch, self.heldout = epoch, dict(heldout)
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The best weights, named for a training checkpoint."""
+        return {f"best.{k}": v for k, v in self.weights.items()}
+
+    def state(self) -> dict:
+        """The rest, for the checkpoint's JSON side."""
+        return {"best_epoch": self.epoch, "best_heldout": self.heldout}
+
+    def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        """Put back what tensors() and state() saved (nothing if the checkpoint has none)."""
+        self.epoch, self.heldout = state.get("best_epoch", 0), state.get("best_heldout", {})
+        self.weights = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
 
 
 @torch.no_grad()
