@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from flows.runtime import chunks
 from ops.names import CONTROLLER
 from ops.registry import register_weights
 from ops.tracking import stage_run
@@ -51,7 +52,7 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
     def score(cands: list[np.ndarray], seeds: list[int]) -> list[float]:
         # small tasks of (candidate, seed) episodes keep every worker busy even when episodes differ in length
         pairs = [(np.asarray(c), s) for c in cands for s in seeds]
-        futures = [real_episodes.submit(real, pairs[i:i + n]) for i in range(0, len(pairs), n)]
+        futures = [real_episodes.submit(real, task) for task in chunks(pairs, n)]
         results = [r for f in futures for r in f.result()]
         used[0] += sum(int(r["steps"]) for r in results)
         returns = np.array([r["return"] for r in results]).reshape(len(cands), len(seeds))

@@ -2,7 +2,7 @@
 to the real-steps progress (and draw the score-against-real-steps figure), and register it."""
 from __future__ import annotations
 
-from flows.runtime import gather
+from flows.runtime import chunks, gather
 from ops.registry import register_agent
 from ops.tracking import stage_run
 from prefect import flow, task
@@ -49,8 +49,7 @@ def evaluate_flow(vae: str, mdrnn: str, controller: str, metrics: str, latents: 
     stage = "evaluate" if k == 0 else f"evaluate_iter@{k}"
     with stage_run(stage, {"env": p.env.model_dump(), "evaluate": p.evaluate.model_dump(), "iteration": k}) as ml:
         n = p.runner.episodes_per_task
-        futures = [play_episodes.submit(p.env, weights, seeds[i:i + n], p.evaluate.max_steps)
-                   for i in range(0, len(seeds), n)]
+        futures = [play_episodes.submit(p.env, weights, task, p.evaluate.max_steps) for task in chunks(seeds, n)]
         returns = gather(futures, "evaluate", "episode" if n == 1 else f"task of {n} episodes")
         result = summarize([r for task_returns in returns for r in task_returns], seeds)
         print(f"evaluation: {result['mean']:.1f} +- {result['std']:.1f} over {result['episodes']} episodes")

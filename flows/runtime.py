@@ -197,6 +197,11 @@ def make_task_runner(cfg: RunnerConfig) -> Any:
     return RayTaskRunner(address=cfg.ray_address, init_kwargs=init)
 
 
+def chunks(items: Sequence[Any], n: int) -> list[Sequence[Any]]:
+    """`items` cut into consecutive tasks of n (the last may be shorter): runner.episodes_per_task."""
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
 def gather(futures: list, desc: str, unit: str) -> list:
     """Wait for mapped Prefect futures with a progress bar; return results in submission order."""
     from prefect.futures import as_completed
