@@ -43,8 +43,8 @@ def explore_flow(vae: str, mdrnn: str, controller: str, out: str, metrics: str, 
         done = gather(futures, f"explore {k}", "rollout")
         seconds = time.perf_counter() - t0
         files = list_rollouts(out)
-        result = {"iteration": k, "noise": p.iterate.noise_at(k), "rollouts": len(files), "collected": len(done), "recollected_stale": len(stale),
-                  "recollected_corrupt": len(corrupt),
+        result = {"iteration": k, "noise": p.iterate.noise_at(k), "rollouts": len(files), "collected": len(done),
+                  "recollected_stale": len(stale), "recollected_corrupt": len(corrupt),
                   "real_steps": sum(rollout_steps(f) for f in files), "seconds": seconds,
                   "mean_return": sum(d["return"] for d in done) / len(done) if done else None}
         ml.log_metrics({k_: v for k_, v in result.items() if isinstance(v, (int, float))})

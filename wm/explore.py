@@ -64,7 +64,8 @@ def explore_rollout(env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration
     torch.set_num_threads(1)  # one rollout per worker process
     rseed = derive_seed(seed, EXPLORE, iteration, index)
     agent = load_agent(weights["vae"], weights["mdrnn"], weights["controller"])
-    noise = SmoothNoise(np.random.default_rng(rseed), cfg.noise_at(iteration), cfg.noise_corr, agent.controller.actions.dim)
+    std = cfg.noise_at(iteration)
+    noise = SmoothNoise(np.random.default_rng(rseed), std, cfg.noise_corr, agent.controller.actions.dim)
     agent.reset()
     settings = explore_settings(env_cfg, cfg, seed, iteration, index, agent_digests(weights))
     summary = record_rollout(env_cfg, lambda frame: agent.act(frame, noise()), rseed, cfg.max_steps,

@@ -62,7 +62,7 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
 
 
 def heldout_rollouts(n: int, holdout: float, pick: str = "last") -> np.ndarray:
-    """One flag per rollout: held out for validation. round(n * holdout) of them, at least one rollout trains.
+    """One flag per rollout: held out for validation, round(n * holdout) of them (none when n is 1).
 
     `last` holds out the newest rollouts; `spread` every (n / n_held)-th one, counting back from the newest, so rollouts
     appended by later iterations are held out in the same proportion as the first ones."""
