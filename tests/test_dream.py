@@ -8,7 +8,7 @@ import torch
 from conftest import smoke_params
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController, Controller, to_env_action
-from wm.dream import Dream, DreamEnv, StartPool, burned_in_starts
+from wm.dream import Dream, DreamEnv, StartPool, burned_in_starts, mixed_pool, on_road_frames
 from wm.dream_fitness import DreamFitness
 from wm.io import save_npz
 from wm.mdrnn import MDRNN, save_mdrnn
@@ -81,7 +81,8 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     p = smoke_params()
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
-                           DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame", done="threshold"))
+                           DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
+                                       first_frame_share=0.0, done="threshold"))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -205,6 +206,40 @@ def test_burned_in_starts_carry_m_s_state_after_reading_the_rollout(world) -> No
     assert found == 11
     fewer = burned_in_starts(mdrnn, latents, per_rollout=2, seed=1)
     assert len(fewer) == 4 and torch.equal(fewer.z, burned_in_starts(mdrnn, latents, per_rollout=2, seed=1).z)
+
+
+def test_on_road_frames_are_those_shortly_before_a_new_tile(world) -> None:
+    mdrnn, _ = world
+    lengths = np.array([30, 10, 25])
+    rewards = np.full(65, -0.1, dtype=np.float32)
+    rewards[25] = 3.2      # rollout 0 touches a tile on its step from frame 25
+    rewards[40] = 3.2  # rollout 2 (frames 40..64) on its step from frame 0
+    rewards[64] = 3.2  # ... and from its last frame
+    latents = {"lengths": lengths, "rewards": rewards, "mu": np.random.default_rng(0).normal(size=(65, 8)),
+               "actions": np.zeros((65, 3), dtype=np.float32)}
+    frames = on_road_frames(latents, window=5)
+    assert frames[0].tolist() == [21, 22, 23, 24, 25] and frames[1].tolist() == []
+    assert frames[2].tolist() == [0, 20, 21, 22, 23, 24]
+    pool = burned_in_starts(mdrnn, latents, per_rollout=100, on_road=True)
+    picked = {int(np.argmin(np.abs(latents["mu"] - z.numpy()).sum(1))) for z in pool.z}
+    assert picked == set(range(6, 26)) | {40} | set(range(45, 65))  # the default window is 20; rollout 1: none
+    assert torch.equal(pool.h[[i for i, z in enumerate(pool.z) if torch.allclose(z, torch.from_numpy(
+        latents["mu"][40]).float())][0]], torch.zeros(mdrnn.hidden))  # frame 0 of a rollout: M's zero state
+    latents["rewards"] = np.full(65, -0.1, dtype=np.float32)
+    with pytest.raises(ValueError, match="no on-road frame"):
+        burned_in_starts(mdrnn, latents, on_road=True)
+
+
+def test_a_mixed_pool_starts_that_share_of_dreams_at_first_frames(world) -> None:
+    mdrnn, z = world
+    zeros = torch.zeros(len(z), mdrnn.hidden)
+    first = StartPool(z[:2], zeros[:2], zeros[:2])
+    other = StartPool(z[2:], zeros[2:] + 1, zeros[2:] + 1)
+    dream = Dream(mdrnn, mixed_pool(first, other, 0.25), max_steps=5)
+    _, h, _ = dream.start(torch.Generator().manual_seed(0), 4000)
+    assert abs(float((h[:, 0] == 0).float().mean()) - 0.25) < 0.03
+    with pytest.raises(ValueError, match="first_share"):
+        mixed_pool(first, other, 1.0)
 
 
 def test_a_dream_from_a_start_pool_begins_in_its_state(world) -> None:

@@ -42,6 +42,9 @@ BAD = [
     (["iterate", "noise"], -0.1, "iterate.noise"),
     (["iterate", "noise_decay"], 0.0, "iterate.noise_decay"),
     (["mdrnn", "holdout_from"], "first", "mdrnn.holdout_from"),
+    (["dream", "start"], "anywhere", "dream.start"),
+    (["dream", "first_frame_share"], 1.0, "dream.first_frame_share"),
+    (["dream", "first_frame_share"], 0.5, "dream.first_frame_share mixes first frames"),  # smoke: first_frame
     (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch
     # strict types: no booleans, fractions or text where a number belongs, and only finite numbers
     (["evaluate", "episodes"], True, "evaluate.episodes: Input should be a valid integer, got true"),
@@ -162,3 +165,15 @@ def test_stage_cli_names_a_missing_path_and_writes_nothing(tmp_path: Path, stage
 def test_exploration_noise_decays_per_iteration() -> None:
     it = load_params(REPO / "params" / "dream.yaml").iterate
     assert it.noise_at(1) == it.noise and it.noise_at(3) == pytest.approx(it.noise * it.noise_decay**2)
+
+
+def test_on_road_starts_are_carracing_only(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
+    data["dream"]["start"] = "on_road"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match="on_road reads CarRacing's new-tile reward"):
+        load_params(path)
+    data["dream"]["start"] = "burned_in"
+    path.write_text(yaml.safe_dump(data))
+    assert load_params(path).dream.start == "burned_in"

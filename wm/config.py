@@ -143,8 +143,10 @@ class DreamConfig(_Section):
     patience: int | None = Field(ge=1)  # as real.patience, on the dream's reward
     dropout: float = Field(ge=0, lt=1)  # one dropout mask on M's h per dream, fixed for the whole episode
     # where dreams start: a real first frame with M's zero state, or any real frame with M's state after reading
-    # its rollout up to there (short dreams from where the data is)
-    start: Literal["first_frame", "burned_in"]
+    # its rollout up to there (short dreams from where the data is), or such a frame where the real car was about
+    # to touch a new tile (on_road: CarRacing only, mostly the exploring agent's own frames)
+    start: Literal["first_frame", "burned_in", "on_road"]
+    first_frame_share: float = Field(ge=0, lt=1)  # burned_in / on_road: this share of dreams starts at first frames
     # how M's done head ends a dream: when P(done) > 0.5 on its training scale (the paper's rule), or by drawing
     # each step's death from M's calibrated P(done) (wm.mdrnn.MDRNN.done_prob), a hazard rather than a verdict
     done: Literal["threshold", "sample"]
@@ -228,6 +230,11 @@ class Params(_Section):
             raise ValueError("mdrnn.seq_len must be smaller than collect.max_steps")
         if self.iterations and self.mdrnn.seq_len >= self.iterate.max_steps:
             raise ValueError("mdrnn.seq_len must be smaller than iterate.max_steps")
+        if self.dream.start == "first_frame" and self.dream.first_frame_share != 0:
+            raise ValueError("dream.first_frame_share mixes first frames into burned_in or on_road starts: "
+                             "with start: first_frame set it to 0.0")
+        if self.dream.start == "on_road" and self.env.id != "CarRacing-v3":
+            raise ValueError("dream.start: on_road reads CarRacing's new-tile reward; use burned_in for this env")
         if self.iterations and self.controller.mode != "dream":
             raise ValueError("iterations need controller.mode: dream (the iterative procedure trains C only in the dream)")
         if self.collect.policy not in POLICIES[self.env.id]:

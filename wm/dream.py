@@ -2,7 +2,9 @@
 
 A dream starts from a real state drawn from a start pool: the latent of a real first frame with M's zero state
 (`first_frame_starts`), or any real frame of any rollout with M's state after reading that rollout up to it
-(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. At every step C acts on (z, h) (or (z, h, c));
+(`burned_in_starts`), so that short dreams begin where the data is, before M drifts. `on_road` limits the burned-in
+frames to those where the real car was about to touch a new tile (CarRacing), and `mixed_pool` lets a share of the
+dreams start from first frames all the same. At every step C acts on (z, h) (or (z, h, c));
 M consumes (z, env action), its reward head gives r_t, its done head ends the episode when P(done) > 0.5, and
 z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every dream draws one dropout mask on M's
 h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream runs a slightly different M and a
@@ -43,11 +45,14 @@ def initial_latents(latents: dict[str, np.ndarray]) -> torch.Tensor:
 
 @dataclass
 class StartPool:
-    """Real states a dream can start from: latents z (N, z) and M's state (h, c) there, each (N, hidden)."""
+    """Real states a dream can start from: latents z (N, z) and M's state (h, c) there, each (N, hidden).
+
+    `weights` (N,), when given, makes some starts likelier than others; without them every start is as likely."""
 
     z: torch.Tensor
     h: torch.Tensor
     c: torch.Tensor
+    weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.z)
@@ -60,21 +65,46 @@ def first_frame_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray]) -> StartPoo
     return StartPool(z, zeros, zeros.clone())
 
 
+ON_ROAD_WINDOW = 20  # a frame is on the road when its rollout touches a new tile within this many steps
+
+
+def on_road_frames(latents: dict[str, np.ndarray], window: int = ON_ROAD_WINDOW) -> list[np.ndarray]:
+    """Per rollout, the frames t after which the real car touched a new tile (a positive CarRacing reward) within
+    `window` steps: it was on the road, driving. Random rollouts have few; a driving C's rollouts have many."""
+    lengths = np.asarray(latents["lengths"], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rewards = np.asarray(latents["rewards"], dtype=np.float32)
+    frames = []
+    for start, n in zip(offsets, lengths):
+        paid = np.flatnonzero(rewards[start:start + n] > 0)  # reward t is paid for the step from frame t
+        near = np.zeros(int(n), dtype=bool)
+        for t in paid:
+            near[max(0, t - window + 1):t + 1] = True
+        frames.append(np.flatnonzero(near))
+    return frames
+
+
 @torch.no_grad()
-def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: int = 32, seed: int = 0
-                     ) -> StartPool:
+def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: int = 32, seed: int = 0,
+                     on_road: bool = False) -> StartPool:
     """`per_rollout` random real frames of every rollout, each with M's state after reading the rollout (mu and
     the actions taken) up to that frame: M starts from where the data is, with the memory it would have there.
+    With `on_road` the frames are drawn from `on_road_frames` only (a rollout without any gives none).
 
     All rollouts advance together, one batched LSTM step per frame."""
     lengths = np.asarray(latents["lengths"], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rng = np.random.default_rng(seed)
-    picks = [np.sort(rng.choice(n, size=min(per_rollout, int(n)), replace=False)) for n in lengths]
+    if on_road:
+        picks = [np.sort(rng.choice(f, size=min(per_rollout, len(f)), replace=False)) for f in on_road_frames(latents)]
+        if not any(len(p) for p in picks):
+            raise ValueError("no rollout ever touched a new tile: there is no on-road frame to start a dream from")
+    else:
+        picks = [np.sort(rng.choice(n, size=min(per_rollout, int(n)), replace=False)) for n in lengths]
     mu, actions = np.asarray(latents["mu"], dtype=np.float32), np.asarray(latents["actions"], dtype=np.float32)
     state = mdrnn.initial_state(len(lengths))
     zs, hs, cs = [], [], []
-    for t in range(int(max(p[-1] for p in picks)) + 1):
+    for t in range(int(max(p[-1] for p in picks if len(p))) + 1):
         # rollouts shorter than t repeat their last frame; none of their picks lie beyond their length
         rows = np.minimum(offsets + t, offsets + lengths - 1)
         z_t = torch.from_numpy(mu[rows])
@@ -84,6 +114,16 @@ def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: 
             cs.append(state[1][0, i])
         state = mdrnn.advance(z_t, torch.from_numpy(actions[rows]), state)
     return StartPool(torch.stack(zs), torch.stack(hs), torch.stack(cs))
+
+
+def mixed_pool(first: StartPool, other: StartPool, first_share: float) -> StartPool:
+    """Both pools in one: a dream starts from `first` with probability `first_share`, else from `other`."""
+    if not 0 < first_share < 1:
+        raise ValueError(f"first_share must be in (0, 1), got {first_share}")
+    weights = torch.cat([torch.full((len(first),), first_share / len(first)),
+                         torch.full((len(other),), (1 - first_share) / len(other))])
+    return StartPool(*(torch.cat([a, b]) for a, b in zip((first.z, first.h, first.c), (other.z, other.h, other.c))),
+                     weights=weights)
 
 
 def seeded_generator(seeds: Sequence[int]) -> torch.Generator:
@@ -140,14 +180,17 @@ class Dream:
         if pool is None:  # a bare tensor of latents starts from M's zero state
             zeros = torch.zeros(len(z_pool), self.hidden)
             pool = StartPool(z_pool, zeros, zeros.clone())
-        self.start_pool = StartPool(*(x.float().to(self.device) for x in (pool.z, pool.h, pool.c)))
+        self.start_pool = StartPool(*(x.float().to(self.device) for x in (pool.z, pool.h, pool.c)),
+                                    weights=None if pool.weights is None else pool.weights.float().cpu())
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
         self.done = done
 
     def start(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One real start per trial: latents (T, z) and M's state there, h and c (T, hidden)."""
-        idx = torch.randint(len(self.start_pool), (trials,), generator=gen).to(self.device)
+        weights = self.start_pool.weights
+        idx = (torch.randint(len(self.start_pool), (trials,), generator=gen) if weights is None else
+               torch.multinomial(weights, trials, replacement=True, generator=gen)).to(self.device)
         return self.start_pool.z[idx], self.start_pool.h[idx], self.start_pool.c[idx]
 
     def draw_masks(self, gen: torch.Generator, trials: int) -> torch.Tensor | None:

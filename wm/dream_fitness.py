@@ -1,7 +1,7 @@
 """Dream fitness for CMA-ES: candidates' returns in M's dream at temperature tau, a whole population per call.
 
 Built once per flow from paths and config. Dreams start from real states of the encoded rollouts (first frames, or
-any frame with M burned in, by `dream.start`); the dream is loaded once per process and reused.
+any frame with M burned in, or an on-road one, by `dream.start`); the dream is loaded once per process and reused.
 """
 from __future__ import annotations
 
@@ -17,21 +17,30 @@ from wm.actions import CARRACING
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController
 from wm.device import resolve_device
-from wm.dream import Dream, burned_in_starts, first_frame_starts
+from wm.dream import Dream, StartPool, burned_in_starts, first_frame_starts, mixed_pool
 from wm.io import load_npz
-from wm.mdrnn import load_mdrnn
+from wm.mdrnn import MDRNN, load_mdrnn
 
 
 def _stamp(*paths: str | Path) -> tuple[float, ...]:
     return tuple(Path(p).stat().st_mtime for p in paths)  # a rewritten file is loaded again
 
 
+def start_pool(mdrnn: MDRNN, latents: dict[str, np.ndarray], start: str, first_frame_share: float = 0.0) -> StartPool:
+    """The real states dreams start from, by `dream.start` and `dream.first_frame_share`."""
+    first = first_frame_starts(mdrnn, latents)
+    if start == "first_frame":
+        return first
+    burned = burned_in_starts(mdrnn, latents, on_road=start == "on_road")
+    return mixed_pool(first, burned, first_frame_share) if first_frame_share > 0 else burned
+
+
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
-           dropout: float, start: str, device: str, done: str, members: tuple[str, ...], disagreement: float,
-           stamp: tuple[float, ...]) -> Dream:
+           dropout: float, start: str, first_frame_share: float, device: str, done: str, members: tuple[str, ...],
+           disagreement: float, stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
-    pool = burned_in_starts(mdrnn, latents) if start == "burned_in" else first_frame_starts(mdrnn, latents)
+    pool = start_pool(mdrnn, latents, start, first_frame_share)
     return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done,
                  [load_mdrnn(m) for m in members], disagreement)
 
@@ -53,8 +62,8 @@ class DreamFitness:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
-                      self.device, self.dream.done, tuple(self.members), self.disagreement,
-                      _stamp(self.mdrnn, self.latents, *self.members))
+                      self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
+                      self.disagreement, _stamp(self.mdrnn, self.latents, *self.members))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
