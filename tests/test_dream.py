@@ -9,7 +9,7 @@ from conftest import smoke_params
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController, Controller, to_env_action
 from wm.dream import Dream, DreamEnv, StartPool, burned_in_starts, mixed_pool, on_road_frames
-from wm.dream_fitness import DreamFitness
+from wm.dream_fitness import DreamFitness, start_pool
 from wm.io import save_npz
 from wm.mdrnn import MDRNN, save_mdrnn
 from wm.vae import ConvVAE
@@ -225,7 +225,10 @@ def test_on_road_frames_are_those_shortly_before_a_new_tile(world) -> None:
     assert picked == set(range(6, 26)) | {40} | set(range(45, 65))  # the default window is 20; rollout 1: none
     assert torch.equal(pool.h[[i for i, z in enumerate(pool.z) if torch.allclose(z, torch.from_numpy(
         latents["mu"][40]).float())][0]], torch.zeros(mdrnn.hidden))  # frame 0 of a rollout: M's zero state
-    latents["rewards"] = np.full(65, -0.1, dtype=np.float32)
+    mixed = start_pool(mdrnn, latents, "on_road", 0.5)  # how DreamFitness builds it from dream.start
+    assert len(mixed) == 3 + len(pool) and float(mixed.weights[:3].sum()) == pytest.approx(0.5)
+    assert start_pool(mdrnn, latents, "on_road").weights is None and len(start_pool(mdrnn, latents, "first_frame")) == 3
+    latents["rewards"] = np.full(65, -0.1, dtype=np.float32)  # no rollout touches a tile
     with pytest.raises(ValueError, match="no on-road frame"):
         burned_in_starts(mdrnn, latents, on_road=True)
 
