@@ -70,8 +70,7 @@ ON_ROAD_WINDOW = 20  # a frame is on the road when its rollout touches a new til
 
 def on_road_frames(latents: dict[str, np.ndarray], window: int = ON_ROAD_WINDOW) -> list[np.ndarray]:
     """Per rollout, the frames t after which the real car touched a new tile (a positive CarRacing reward) within
-    `window` steps: it was on the road, driving. In random rollouts these are mostly the first 100-150 steps,
-    before the car leaves the road; in a driving C's rollouts they reach further along the track."""
+    `window` steps: it was on the road, driving (in seed 0's random rollouts, 30 % of the frames)."""
     lengths = np.asarray(latents["lengths"], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rewards = np.asarray(latents["rewards"], dtype=np.float32)
