@@ -95,6 +95,37 @@ def test_sample_picks_components_by_their_weights() -> None:
     assert picked_one == pytest.approx(float(weights[1]), abs=0.01)
 
 
+def test_a_per_dimension_mixture_picks_each_dimension_s_component_on_its_own() -> None:
+    heads = _mixture(20000)
+    per_dim = heads._replace(logit_pi=heads.logit_pi.unsqueeze(-1).expand(20000, 5, 8).contiguous())
+    gen = torch.Generator().manual_seed(1)
+    z = sample(per_dim, 1.0, torch.rand(20000, 8, generator=gen), torch.zeros(20000, 8))
+    weight = float(torch.softmax(heads.logit_pi[0], dim=-1)[1])
+    picked = z == 3.0
+    assert float(picked.float().mean()) == pytest.approx(weight, abs=0.01)  # each dimension by the weights
+    both = float((picked[:, 0] & picked[:, 1]).float().mean())
+    assert both == pytest.approx(weight ** 2, abs=0.01)  # independently: a joint pick would give `weight`
+    # with one uniform repeated over z, the per-dimension pick is the joint one
+    u = torch.rand(20000, 1, generator=gen)
+    assert torch.equal(sample(per_dim, 1.3, u.expand(20000, 8), torch.zeros(20000, 8)),
+                       sample(heads, 1.3, u, torch.zeros(20000, 8)))
+
+
+def test_the_per_dimension_nll_mixes_each_dimension() -> None:
+    torch.manual_seed(0)
+    target, mus, log_sigmas = torch.randn(6, 4), torch.randn(6, 3, 4), 0.3 * torch.randn(6, 3, 4)
+    logit_pi = torch.randn(6, 3, 4)
+    want = torch.zeros(6)
+    for d in range(4):  # one 1-D mixture per dimension, their NLLs summed
+        want += gmm_nll(target[:, d:d + 1], mus[:, :, d:d + 1], log_sigmas[:, :, d:d + 1], logit_pi[:, :, d])
+    assert torch.allclose(gmm_nll(target, mus, log_sigmas, logit_pi), want, atol=1e-5)
+    m = MDRNN(z_dim=4, action_dim=3, hidden=8, gaussians=3, mixture="per_dim")
+    heads, _ = m(torch.zeros(2, 5, 4), torch.zeros(2, 5, 3))
+    assert heads.logit_pi.shape == (2, 5, 3, 4) and m.picks == 4
+    with pytest.raises(ValueError, match="mixture must be one of"):
+        MDRNN(mixture="per_component")
+
+
 def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
     torch.manual_seed(0)
     m = MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3).eval()
@@ -148,7 +179,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
 
     # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
     data = _latents()
-    cfg = MdrnnConfig(hidden=16, gaussians=2, seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
+    cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
                       holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
@@ -182,7 +213,7 @@ def test_patience_stops_m_and_keeps_its_best_held_out_epoch() -> None:
     from wm.train_mdrnn import train_mdrnn
 
     data = _latents(n_rollouts=4, steps=40)  # little data and a high rate: the held-out loss soon turns up
-    cfg = MdrnnConfig(hidden=32, gaussians=2, seq_len=8, epochs=60, batch_size=4, lr=0.02, holdout=0.25,
+    cfg = MdrnnConfig(hidden=32, gaussians=2, mixture="joint", seq_len=8, epochs=60, batch_size=4, lr=0.02, holdout=0.25,
                       holdout_from="spread", patience=3, reward="tile", reward_weight=1.0, done_weight=1.0,
                       dropout=0.0, open_loop=0)
     stopped = train_mdrnn(data, cfg, seed=0, progress=False)

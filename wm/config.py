@@ -93,6 +93,9 @@ class MdrnnConfig(_Section):
 
     hidden: int = Field(ge=4)
     gaussians: int = Field(ge=1)
+    # joint: one K-component mixture over the whole of z; per_dim: one per dimension of z (the paper's M), so at a
+    # temperature every dimension picks its own component and the dream is noisier
+    mixture: Literal["joint", "per_dim"]
     seq_len: int = Field(ge=2)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)

@@ -93,7 +93,7 @@ def open_loop_dream(mdrnn: MDRNN, vae: ConvVAE, trace: dict[str, np.ndarray], te
     state = mdrnn.initial_state(1)
     latents, rewards = [z[0]], []
     for action in torch.from_numpy(trace["actions"][:-1]):
-        uniform, normal = torch.rand(1, 1, generator=gen), torch.randn(1, mdrnn.z_dim, generator=gen)
+        uniform, normal = torch.rand(1, mdrnn.picks, generator=gen), torch.randn(1, mdrnn.z_dim, generator=gen)
         z, heads, state = mdrnn.step(z, action.unsqueeze(0), state, temperature, uniform, normal)
         latents.append(z[0])
         rewards.append(float(mdrnn.expected_reward(heads)[0]))

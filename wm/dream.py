@@ -165,10 +165,10 @@ class Dream:
         if disagreement < 0:
             raise ValueError(f"disagreement must be >= 0, got {disagreement}")
         for m in members:
-            if (m.z_dim, m.action_dim, m.hidden, m.reward_kind) != (mdrnn.z_dim, mdrnn.action_dim, mdrnn.hidden,
-                                                                    mdrnn.reward_kind):
-                raise ValueError("every member of the ensemble must have the first M's z, action, hidden sizes "
-                                 "and reward head")
+            if ((m.z_dim, m.action_dim, m.hidden, m.reward_kind, m.picks)
+                    != (mdrnn.z_dim, mdrnn.action_dim, mdrnn.hidden, mdrnn.reward_kind, mdrnn.picks)):
+                raise ValueError("every member of the ensemble must have the first M's z, action, hidden sizes, "
+                                 "reward head and kind of mixture")
         if members and pool is not None and bool(pool.h.any() or pool.c.any()):
             raise ValueError("an ensemble dream starts from first frames (M's zero state): burned-in states "
                              "belong to one M")
@@ -205,7 +205,7 @@ class Dream:
         second column for the death draw (T, 2); normals for z (T, z).
 
         Drawn on the CPU (the generator's device) and moved: a dream's numbers are the same on every device."""
-        uniforms = 1 + (self.done == "sample") + (len(self.models) > 1)  # the member pick comes last
+        uniforms = self.mdrnn.picks + (self.done == "sample") + (len(self.models) > 1)  # the member pick comes last
         uniform, normal = torch.rand(trials, uniforms, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
         return uniform.to(self.device), normal.to(self.device)
 
@@ -222,7 +222,8 @@ class Dream:
         p, t = z.shape[:2]
         flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
         flat_z, flat_a = z.reshape(p * t, -1), action.reshape(p * t, -1)
-        pick = uniform[:, :1].expand(p, t, 1).reshape(p * t, 1)
+        picks = self.mdrnn.picks  # 1, or z_dim for a per-dimension mixture
+        pick = uniform[:, :picks].expand(p, t, picks).reshape(p * t, picks)
         noise = normal.expand(p, t, self.z_dim).reshape(p * t, -1)
         outs = [m.step(flat_z, flat_a, (state[2 * i], state[2 * i + 1]), self.temperature, pick, noise, flat_masks)
                 for i, m in enumerate(self.models)]
@@ -241,7 +242,7 @@ class Dream:
             prob = (torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]).mean(0)
                     if self.done == "sample" else None)
         if self.done == "sample":
-            done = uniform[:, 1].expand(p, t) < prob.view(p, t)
+            done = uniform[:, picks].expand(p, t) < prob.view(p, t)
         else:
             done = done_logit.view(p, t) > 0.0
         return z_next.view(p, t, -1), reward.view(p, t), done, new_state

@@ -26,12 +26,15 @@ STEP_REWARD = -0.1  # CarRacing's reward per frame; a new tile adds 1000 / (tile
 REWARD_KINDS = ("regress", "tile", "survival")
 
 
+MIXTURES = ("joint", "per_dim")
+
+
 class Heads(NamedTuple):
     """M's outputs for one or more steps: a K-component mixture over z_{t+1}, the reward and the done logit."""
 
     mus: torch.Tensor  # (..., K, z)
     log_sigmas: torch.Tensor  # (..., K, z), clamped to [-7, 3]
-    logit_pi: torch.Tensor  # (..., K)
+    logit_pi: torch.Tensor  # (..., K) for a joint mixture, (..., K, z) for one mixture per dimension
     reward: torch.Tensor  # (...)
     done_logit: torch.Tensor  # (...)
 
@@ -40,10 +43,13 @@ def gmm_nll(target: torch.Tensor, mus: torch.Tensor, log_sigmas: torch.Tensor,
             logit_pi: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of target (..., z) under K diagonal Gaussians (..., K, z), weights logit_pi (..., K).
 
+    With logit_pi (..., K, z), each dimension of z is its own K-component mixture (the paper's M).
     Returns the NLL summed over z, one value per leading index.
     """
     t = target.unsqueeze(-2)
     log_prob = -0.5 * ((t - mus) / log_sigmas.exp()).pow(2) - log_sigmas - 0.5 * math.log(2 * math.pi)
+    if logit_pi.dim() == mus.dim():  # per dimension: mix each dimension, then sum over z
+        return -torch.logsumexp(F.log_softmax(logit_pi, dim=-2) + log_prob, dim=-2).sum(-1)
     log_mix = F.log_softmax(logit_pi, dim=-1) + log_prob.sum(-1)
     return -torch.logsumexp(log_mix, dim=-1)
 
@@ -52,9 +58,16 @@ def sample(heads: Heads, temperature: float, uniform: torch.Tensor, normal: torc
     """z_{t+1} (..., z) from the mixture at temperature tau: logits / tau, noise * sqrt(tau).
 
     The caller supplies the randomness: `uniform` (..., 1) picks the component by inverse CDF and `normal` (..., z)
-    is the Gaussian noise, so a dream can share one draw across candidates (common random numbers).
+    is the Gaussian noise, so a dream can share one draw across candidates (common random numbers). A per-dimension
+    mixture (logit_pi (..., K, z)) picks one component per dimension, from `uniform` (..., z).
     """
     k, z_dim = heads.mus.shape[-2:]
+    if heads.logit_pi.dim() == heads.mus.dim():
+        probs = torch.softmax(heads.logit_pi / temperature, dim=-2)  # (..., K, z)
+        comp = (probs.cumsum(-2) < uniform.unsqueeze(-2)).sum(-2, keepdim=True).clamp_(max=k - 1)  # (..., 1, z)
+        mu = heads.mus.gather(-2, comp).squeeze(-2)
+        sigma = heads.log_sigmas.gather(-2, comp).squeeze(-2).exp()
+        return mu + sigma * normal * math.sqrt(temperature)
     probs = torch.softmax(heads.logit_pi / temperature, dim=-1)
     comp = (probs.cumsum(-1) < uniform).sum(-1, keepdim=True).clamp_(max=k - 1)
     idx = comp.unsqueeze(-1).expand(*comp.shape, z_dim)  # (..., 1, z)
@@ -67,25 +80,33 @@ class MDRNN(nn.Module):
     """LSTM over [z_t, a_t]; heads for a K-component mixture over z_{t+1}, reward r_t and done d_t.
 
     `dropout` drops units of h before the heads while training; a dream can instead fix one mask per episode.
+    `mixture`: one K-component mixture over the whole of z (`joint`), or one per dimension of z (`per_dim`, the
+    paper's M: at a temperature each dimension picks its own component, so the dream is noisier).
     """
 
     def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5,
                  reward_kind: str = "regress", tile_reward: float = 0.0, dropout: float = 0.0,
-                 done_weight: float = 1.0) -> None:
+                 done_weight: float = 1.0, mixture: str = "joint") -> None:
         super().__init__()
         if reward_kind not in REWARD_KINDS:
             raise ValueError(f"reward_kind must be one of {REWARD_KINDS}, got {reward_kind!r}")
+        if mixture not in MIXTURES:
+            raise ValueError(f"mixture must be one of {MIXTURES}, got {mixture!r}")
         self.z_dim, self.action_dim, self.hidden, self.gaussians = z_dim, action_dim, hidden, gaussians
         self.reward_kind, self.tile_reward, self.dropout = reward_kind, float(tile_reward), float(dropout)
         self.done_weight = float(done_weight)  # the weight deaths had in training: done_prob undoes it
+        self.mixture = mixture
+        self.picks = 1 if mixture == "joint" else z_dim  # uniforms a sample needs to pick its component(s)
         self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, gaussians * (2 * z_dim + 1) + 2)
+        weights = gaussians if mixture == "joint" else gaussians * z_dim
+        self.head = nn.Linear(hidden, gaussians * 2 * z_dim + weights + 2)
 
     def config(self) -> dict[str, int | float | str]:
-        """Constructor arguments, saved with the weights."""
-        return {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
-                "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
-                "dropout": self.dropout, "done_weight": self.done_weight}
+        """Constructor arguments, saved with the weights (a joint mixture's files are as before per-dimension ones)."""
+        cfg = {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
+               "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
+               "dropout": self.dropout, "done_weight": self.done_weight}
+        return cfg if self.mixture == "joint" else {**cfg, "mixture": self.mixture}
 
     def done_prob(self, heads: Heads) -> torch.Tensor:
         """P(done at t), calibrated: a logistic loss that counts positives w times shifts the logit by log w."""
@@ -111,7 +132,8 @@ class MDRNN(nn.Module):
         shape = out.shape[:-1]
         mus = out[..., : k * z].reshape(*shape, k, z)
         log_sigmas = out[..., k * z: 2 * k * z].reshape(*shape, k, z).clamp(-7.0, 3.0)
-        logit_pi = out[..., 2 * k * z: 2 * k * z + k]
+        logit_pi = (out[..., 2 * k * z: 2 * k * z + k] if self.mixture == "joint"
+                    else out[..., 2 * k * z: 3 * k * z].reshape(*shape, k, z))
         return Heads(mus, log_sigmas, logit_pi, out[..., -2], out[..., -1])
 
     def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None) -> tuple[Heads, State]:
@@ -124,7 +146,7 @@ class MDRNN(nn.Module):
         """Head outputs per step for sequences (B, T, ...) where the last `open_loop` steps read M's own z.
 
         The first T - open_loop steps read the real z; from then on each step reads the z sampled from the previous
-        step's mixture (at tau 1, with `uniform` (B, open_loop, 1) and `normal` (B, open_loop, z)), as in the dream.
+        step's mixture (at tau 1, with `uniform` (B, open_loop, picks) and `normal` (B, open_loop, z)), as in the dream.
         The sample is a differentiable function of the means and scales, so the losses of later steps train what M
         predicts now: M learns where its actions take it, not just the next frame given the real one."""
         steps = z.shape[1]

@@ -43,7 +43,7 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
 
 
 def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator,
-           open_loop: int = 0):
+           open_loop: int = 0, picks: int = 1):
     device = data["mu"].device
     starts = starts.to(device)
     idx = starts[:, None] + torch.arange(seq_len + 1, device=device)[None, :]
@@ -55,7 +55,7 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
     noise = None
     if open_loop:  # the draws of M's own samples in the open-loop steps, drawn after z's: open_loop 0 is unchanged
         b = len(starts)
-        noise = (torch.rand(b, open_loop, 1, generator=gen).to(device),
+        noise = (torch.rand(b, open_loop, picks, generator=gen).to(device),
                  torch.randn(b, open_loop, mu.shape[-1], generator=gen).to(device))
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
             data["dones"][idx[:, :-1]], valid, has_next, noise)
@@ -139,10 +139,11 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     z_dim = data["mu"].shape[1]
     bonus = tile_reward(np.asarray(latents["rewards"])) if cfg.reward == "tile" else 0.0
     model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians, cfg.reward, bonus, cfg.dropout,
-                  cfg.done_weight)
+                  cfg.done_weight, cfg.mixture)
     if init is not None:
-        if (init.z_dim, init.hidden, init.gaussians, init.reward_kind) != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward):
-            raise ValueError("the M to fine-tune has another shape or reward head than mdrnn params ask for")
+        if ((init.z_dim, init.hidden, init.gaussians, init.reward_kind, init.mixture)
+                != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward, cfg.mixture)):
+            raise ValueError("the M to fine-tune has another shape, mixture or reward head than mdrnn params ask for")
         model.load_state_dict(init.state_dict())
     device = torch.device(device)
     data = {k: v.to(device) for k, v in data.items()}
@@ -167,7 +168,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
                    disable=not progress, unit="batch")
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
-            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen, cfg.open_loop), cfg.reward_weight,
+            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks), cfg.reward_weight,
                              cfg.done_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -230,7 +231,7 @@ def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.T
     sums: dict[str, float] = {}
     for i in range(0, len(windows), 256):
         starts = windows[i:i + 256]
-        batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop)
+        batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks)
         for k, v in _losses(model, batch, cfg.reward_weight, cfg.done_weight).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
     model.train()
