@@ -126,6 +126,32 @@ def test_the_per_dimension_nll_mixes_each_dimension() -> None:
         MDRNN(mixture="per_component")
 
 
+def test_a_sampling_agent_reads_a_draw_from_v_s_posterior_seeded_per_episode(tmp_path) -> None:
+    from wm.agent import Agent
+    from wm.controller import load_controller, save_controller
+
+    torch.manual_seed(0)
+    vae, m = ConvVAE(z_dim=8).eval(), MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=2).eval()
+    flat = np.random.default_rng(0).normal(size=Controller("linear", 8, 16).num_params())
+    mean_c = Controller("linear", 8, 16).set_flat(flat)
+    save_controller(tmp_path / "c.safetensors", Controller("linear", 8, 16, z_input="sample").set_flat(flat))
+    sample_c = load_controller(tmp_path / "c.safetensors")
+    assert sample_c.z_input == "sample" and "z_input" not in mean_c.config()  # a mean C's file is as it was
+    frames = np.random.default_rng(1).integers(0, 256, size=(5, 64, 64, 3), dtype=np.uint8)
+
+    def play(c: Controller, seed: int) -> np.ndarray:
+        agent = Agent(vae, m, c)
+        agent.reset(seed)
+        return np.stack([agent.act(f) for f in frames])
+
+    assert np.array_equal(play(sample_c, 3), play(sample_c, 3))  # the same episode seed, the same draws
+    assert not np.array_equal(play(sample_c, 3), play(sample_c, 4))
+    assert not np.array_equal(play(sample_c, 3), play(mean_c, 3))
+    assert np.array_equal(play(mean_c, 3), play(mean_c, 4))  # reading the mean, the seed does not matter
+    with pytest.raises(ValueError, match="z_input"):
+        Controller(z_input="mode")
+
+
 def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
     torch.manual_seed(0)
     m = MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3).eval()
@@ -230,7 +256,7 @@ def test_cma_es_warm_starts_from_x0() -> None:
     from wm.config import ControllerConfig
 
     cfg = ControllerConfig(mode="dream", arch="linear", hidden_units=1, population=4, trials=1, generations=2,
-                           sigma0=1e-6, max_steps=2, eval_every=1, eval_episodes=1)
+                           sigma0=1e-6, max_steps=2, eval_every=1, eval_episodes=1, z_input="mean")
     x0 = np.linspace(-1, 1, 5)
     result = train_cmaes(5, cfg, lambda cands, seeds: [-float(np.sum(c**2)) for c in cands], seed=0, x0=x0)
     assert np.allclose(result.best_params, x0, atol=1e-4)

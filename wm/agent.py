@@ -14,21 +14,25 @@ from wm.vae import ConvVAE, load_vae, to_input
 
 
 class Agent:
-    """Stateful policy over preprocessed 64x64 frames: z = mu(frame), a = C(z, h), then h advances through M."""
+    """Stateful policy over preprocessed 64x64 frames: z = mu(frame) (or a draw from V's posterior when C's z_input
+    says `sample`), a = C(z, h), then h advances through M."""
 
     def __init__(self, vae: ConvVAE, mdrnn: MDRNN, controller: Controller) -> None:
         self.vae, self.mdrnn, self.controller = vae, mdrnn, controller
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the recurrent state (call at the start of every episode)."""
+    def reset(self, seed: int = 0) -> None:
+        """Forget the recurrent state (call at the start of every episode); `seed` seeds the z draws, if any."""
         self.state = self.mdrnn.initial_state(1)
+        self.gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def act(self, frame: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Action for one preprocessed uint8 frame (64, 64, 3); `noise` (action_dim,) is added and the result clipped
         to the action box, then snapped to what the env executes, before M sees it: h follows the action taken."""
-        mu, _ = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
+        mu, logvar = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
+        if self.controller.z_input == "sample":  # C and M read the same draw, as in the dream
+            mu = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=self.gen)
         actions = self.controller.actions
         action = actions.to_env(self.controller(mu, self.state[0][0], self.state[1][0]))
         if noise is not None:
@@ -50,7 +54,7 @@ def run_episode(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int = 10
     env = make_env(env_cfg)
     try:
         frame, _ = env.reset(seed=seed)
-        agent.reset()
+        agent.reset(seed)
         total, best, since_best, steps = 0.0, -np.inf, 0, 0
         for steps in range(1, max_steps + 1):
             frame, reward, terminated, truncated, _ = env.step(agent.act(frame))

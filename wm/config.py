@@ -131,6 +131,9 @@ class ControllerConfig(_Section):
     max_steps: int = Field(ge=2, le=10000)
     eval_every: int = Field(ge=1)  # score the CMA mean every k generations
     eval_episodes: int = Field(ge=1)
+    # what C reads of a real frame: V's mean, or a draw from V's posterior (the authors' real env; the dream's C
+    # only ever reads sampled z); saved with C's weights
+    z_input: Literal["mean", "sample"]
 
 
 class RealConfig(_Section):

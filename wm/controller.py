@@ -17,14 +17,20 @@ class Controller(nn.Module):
 
     arch: "linear" a = tanh(W[z, h] + b); "linear_hc" a = tanh(W[z, h, c] + b), reading M's LSTM cell state c too,
     as the authors' Doom code does; "hidden" z -> 40 tanh units -> action; "v_only" a = tanh(W z + b).
+    z_input: what C reads of a real frame, V's mean (`mean`) or a draw from V's posterior (`sample`, as the authors'
+    real env did: in the dream C reads z sampled from M, never a mean). It is saved with the weights, so every agent
+    built from the file reads frames the same way.
     """
 
     def __init__(self, arch: str = "linear", z_dim: int = 32, h_dim: int = 256, hidden_units: int = 40,
-                 env: str = CARRACING) -> None:
+                 env: str = CARRACING, z_input: str = "mean") -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown controller arch {arch!r}")
+        if z_input not in ("mean", "sample"):
+            raise ValueError(f"z_input must be 'mean' or 'sample', got {z_input!r}")
         self.arch, self.z_dim, self.h_dim, self.hidden_units = arch, z_dim, h_dim, hidden_units
+        self.z_input = z_input
         self.env, self.actions = env, action_map(env)
         action_dim = self.action_dim = self.actions.dim
         if arch in MEMORY_ARCHS:
@@ -41,8 +47,9 @@ class Controller(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments, stored beside the weights."""
-        return {"arch": self.arch, "z_dim": self.z_dim, "h_dim": self.h_dim,
-                "hidden_units": self.hidden_units, "env": self.env}
+        cfg = {"arch": self.arch, "z_dim": self.z_dim, "h_dim": self.h_dim,
+               "hidden_units": self.hidden_units, "env": self.env}
+        return cfg if self.z_input == "mean" else {**cfg, "z_input": self.z_input}  # mean: files as before
 
     def num_params(self) -> int:
         """Number of parameters CMA-ES searches over."""

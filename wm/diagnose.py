@@ -47,7 +47,7 @@ def real_trace(agent: Agent, env_cfg: EnvConfig, seed: int, max_steps: int) -> d
     frames, actions, rewards, dones = [], [], [], []
     try:
         frame, _ = env.reset(seed=seed)
-        agent.reset()
+        agent.reset(seed)
         for _ in range(max_steps):
             action = agent.act(frame)
             frames.append(frame)

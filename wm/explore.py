@@ -66,7 +66,7 @@ def explore_rollout(env_cfg: EnvConfig, cfg: IterateConfig, seed: int, iteration
     agent = load_agent(weights["vae"], weights["mdrnn"], weights["controller"])
     std = cfg.noise_at(iteration)
     noise = SmoothNoise(np.random.default_rng(rseed), std, cfg.noise_corr, agent.controller.actions.dim)
-    agent.reset()
+    agent.reset(rseed)
     settings = explore_settings(env_cfg, cfg, seed, iteration, index, agent_digests(weights))
     summary = record_rollout(env_cfg, lambda frame: agent.act(frame, noise()), rseed, cfg.max_steps,
                              rollout_path(out_dir, index), settings)

@@ -43,5 +43,6 @@ class RealFitness:
         """Return and steps of the controller with flat parameters `params` on one episode seed."""
         vae, mdrnn = _world_model(self.vae, self.mdrnn, _stamp(self.vae, self.mdrnn))
         c = self.controller
-        controller = Controller(c.arch, vae.z_dim, mdrnn.hidden, c.hidden_units, self.env.id).set_flat(params).eval()
+        controller = Controller(c.arch, vae.z_dim, mdrnn.hidden, c.hidden_units, self.env.id,
+                                c.z_input).set_flat(params).eval()
         return run_episode(Agent(vae, mdrnn, controller), self.env, seed, c.max_steps, self.patience)
