@@ -102,7 +102,7 @@ class MDRNN(nn.Module):
         self.head = nn.Linear(hidden, gaussians * 2 * z_dim + weights + 2)
 
     def config(self) -> dict[str, int | float | str]:
-        """Constructor arguments, saved with the weights (a joint M's files are as they were before `mixture` existed)."""
+        """Constructor arguments, saved with the weights (a joint M's file is as before `mixture` existed)."""
         cfg = {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
                "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
                "dropout": self.dropout, "done_weight": self.done_weight}

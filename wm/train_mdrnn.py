@@ -168,8 +168,8 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
                    disable=not progress, unit="batch")
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
-            losses = _losses(model, _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks), cfg.reward_weight,
-                             cfg.done_weight)
+            batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks)
+            losses = _losses(model, batch, cfg.reward_weight, cfg.done_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
