@@ -62,15 +62,13 @@ def sample(heads: Heads, temperature: float, uniform: torch.Tensor, normal: torc
     mixture (logit_pi (..., K, z)) picks one component per dimension, from `uniform` (..., z).
     """
     k, z_dim = heads.mus.shape[-2:]
-    if heads.logit_pi.dim() == heads.mus.dim():
-        probs = torch.softmax(heads.logit_pi / temperature, dim=-2)  # (..., K, z)
-        comp = (probs.cumsum(-2) < uniform.unsqueeze(-2)).sum(-2, keepdim=True).clamp_(max=k - 1)  # (..., 1, z)
-        mu = heads.mus.gather(-2, comp).squeeze(-2)
-        sigma = heads.log_sigmas.gather(-2, comp).squeeze(-2).exp()
-        return mu + sigma * normal * math.sqrt(temperature)
-    probs = torch.softmax(heads.logit_pi / temperature, dim=-1)
-    comp = (probs.cumsum(-1) < uniform).sum(-1, keepdim=True).clamp_(max=k - 1)
-    idx = comp.unsqueeze(-1).expand(*comp.shape, z_dim)  # (..., 1, z)
+    if heads.logit_pi.dim() == heads.mus.dim():  # per dimension: (..., K, z)
+        probs = torch.softmax(heads.logit_pi / temperature, dim=-2)
+        idx = (probs.cumsum(-2) < uniform.unsqueeze(-2)).sum(-2, keepdim=True).clamp_(max=k - 1)  # (..., 1, z)
+    else:  # joint: (..., K)
+        probs = torch.softmax(heads.logit_pi / temperature, dim=-1)
+        comp = (probs.cumsum(-1) < uniform).sum(-1, keepdim=True).clamp_(max=k - 1)
+        idx = comp.unsqueeze(-1).expand(*comp.shape, z_dim)  # (..., 1, z)
     mu = heads.mus.gather(-2, idx).squeeze(-2)
     sigma = heads.log_sigmas.gather(-2, idx).squeeze(-2).exp()
     return mu + sigma * normal * math.sqrt(temperature)
