@@ -5,7 +5,7 @@ A dream starts from a real state drawn from a start pool: the latent of a real f
 (`burned_in_starts`), so that short dreams begin where the data is, before M drifts. `on_road` limits the burned-in
 frames to those where the real car was about to touch a new tile (CarRacing), and `mixed_pool` lets a share of the
 dreams start from first frames all the same. At every step C acts on (z, h) (or (z, h, c));
-M consumes (z, env action), its reward head gives r_t, its done head ends the episode when P(done) > 0.5, and
+M consumes (z, env action), its reward head gives r_t, its done head ends the episode when its logit is above 0, and
 z_{t+1} is drawn from its mixture at temperature tau. With `dropout` p > 0 every dream draws one dropout mask on M's
 h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream runs a slightly different M and a
 controller cannot rely on one model's mistakes.
@@ -216,7 +216,8 @@ class Dream:
         """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new state.
 
         The noise of a trial, (T, 1 to 3) and (T, z), and its dropout mask (T, hidden) are shared by all P
-        candidates. A dream ends where P(done) > 0.5 (`done="threshold"`), or where the trial's death draw falls
+        candidates. A dream ends where the done logit is above 0 (`done="threshold"`: the death-weighted P(done) > 0.5,
+        a calibrated P(done) > 1 / (1 + done_weight)), or where the trial's death draw falls
         under M's calibrated P(done) (`done="sample"`); an ensemble averages its members' done logits or P(done).
         """
         p, t = z.shape[:2]
@@ -294,7 +295,8 @@ class DreamEnv(gym.Env):
     """A single dream as a gymnasium env: observation z, the env's action box (`env`), reward and done from M.
 
     Seeded like `Dream.rollout` with one trial, so `reset(seed=s)` replays the dream that rollout calls [s].
-    The first M's state after each step is in `info["h"]` and `info["c"]`; `render()` decodes z through V when one is given.
+    The first M's state after each step is in `info["h"]` and `info["c"]`; `render()` decodes z through V when one
+    is given.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
