@@ -43,10 +43,11 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
         write_json(metrics, out)
         write_json(plot, result.history)
         nll = out.get("heldout_nll_per_dim")
+        per_dim = " per dimension" if cfg.mixture == "per_dim" else ""
+        kept = f" (kept epoch {result.best_epoch})" if result.best_epoch else ""
         register_weights(MDRNN, model, stage, p.model_dump(),
-                         f"M (LSTM {cfg.hidden}, {cfg.gaussians} mixtures{' per dimension' if cfg.mixture == 'per_dim' else ''}, "
-                         f"{cfg.reward} reward head, iteration {k}) trained "
-                         f"{len(result.history)} epochs{' (kept epoch ' + str(result.best_epoch) + ')' if result.best_epoch else ''}"
+                         f"M (LSTM {cfg.hidden}, {cfg.gaussians} mixtures{per_dim}, "
+                         f"{cfg.reward} reward head, iteration {k}) trained {len(result.history)} epochs{kept}"
                          f"{' from M of iteration ' + str(k - 1) if init else ''} on "
                          f"{len(data['lengths'])} encoded rollouts ({len(data['mu']):,} steps, seed {p.seed}); "
                          + (f"held-out NLL {nll:.2f} per latent dimension." if nll is not None else "no held-out set."))

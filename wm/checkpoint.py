@@ -2,7 +2,8 @@
 
 A checkpoint is a safetensors file: tensors (weights, optimizer moments, RNG states) plus JSON metadata (history,
 counters) and a `key`, a digest of everything that decides the stage's result (its params, its input files, its flow
-file and the wm code). A checkpoint with another key is stale and ignored, so a change to the stage's deps or params starts afresh.
+file and the wm code). A checkpoint with another key is stale and ignored, so a change to the stage's deps or params
+starts afresh.
 The stage deletes its checkpoint once its outputs are written.
 """
 from __future__ import annotations

@@ -72,7 +72,8 @@ def train_cmaes(num_params: int, cfg: ControllerConfig, score_population: ScoreP
         _replay(es, saved, checkpoint.path)
         tensors, state = saved
         told, history, checks = state["fitness"], state["history"], state["checks"]
-        best_params, best_score, steps0 = tensors["best_params"].numpy().copy(), state["best_score"], state["real_steps"]
+        best_params = tensors["best_params"].numpy().copy()
+        best_score, steps0 = state["best_score"], state["real_steps"]
         print(f"cma-es: resuming after generation {len(told)} of {cfg.generations} from {checkpoint.path}")
         for row in history:
             if on_generation:

@@ -101,8 +101,9 @@ class MdrnnConfig(_Section):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     holdout: float = Field(ge=0, lt=1)
-    # which rollouts are held out: `last`, the newest ones (in the iterative procedure, the latest agent's, so M trains
-    # on few of them); `spread`, every (1/holdout)-th rollout, so each iteration's rollouts train M and are held out alike
+    # which rollouts are held out: `last`, the newest ones (in the iterative procedure, the latest agent's, so M
+    # trains on few of them); `spread`, every (1/holdout)-th rollout, so each iteration's rollouts train M and are
+    # held out alike
     holdout_from: Literal["last", "spread"]
     # stop when the held-out loss has not improved for this many epochs and keep the best epoch's weights (null: run
     # every epoch and keep the last); needs holdout > 0
@@ -165,7 +166,8 @@ class IterateConfig(_Section):
     max_steps: int = Field(ge=2, le=10000)
     noise: float = Field(ge=0, le=2)  # std of the noise added to each action component
     noise_corr: float = Field(ge=0, lt=1)  # noise_{t+1} = corr * noise_t + ...: smooth, like the brownian policy
-    noise_decay: float = Field(gt=0, le=1)  # iteration k explores with noise * noise_decay ** (k - 1): less as C improves
+    # iteration k explores with noise * noise_decay ** (k - 1): less as C improves
+    noise_decay: float = Field(gt=0, le=1)
     mdrnn_epochs: int = Field(ge=1)  # M fine-tunes from M_{k-1} on every rollout so far
     generations: int = Field(ge=1)  # CMA-ES generations in M_k's dream, warm-started at C_{k-1}
     sigma0: float = Field(gt=0)
@@ -242,7 +244,8 @@ class Params(_Section):
         if self.dream.start == "on_road" and self.env.id != "CarRacing-v3":
             raise ValueError("dream.start: on_road reads CarRacing's new-tile reward; use burned_in for this env")
         if self.iterations and self.controller.mode != "dream":
-            raise ValueError("iterations need controller.mode: dream (the iterative procedure trains C only in the dream)")
+            raise ValueError("iterations need controller.mode: dream "
+                             "(the iterative procedure trains C only in the dream)")
         if self.collect.policy not in POLICIES[self.env.id]:
             raise ValueError(f"collect.policy {self.collect.policy!r} does not play {self.env.id}; "
                              f"use one of {', '.join(POLICIES[self.env.id])}")
@@ -259,8 +262,8 @@ class Params(_Section):
         expected = {str(k): str(k - 1) for k in range(1, len(value) + 1)}
         if value != expected:
             shown = ", ".join(f'"{k}": "{v}"' for k, v in expected.items())
-            raise ValueError(f"must map each iteration k to k-1, counting from 1, keys and values quoted (DVC's foreach "
-                             f"needs strings): {{{shown}}} for {len(value)} iterations")
+            raise ValueError(f"must map each iteration k to k-1, counting from 1, keys and values quoted "
+                             f"(DVC's foreach needs strings): {{{shown}}} for {len(value)} iterations")
         return value
 
 

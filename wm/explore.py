@@ -27,7 +27,8 @@ class SmoothNoise:
 
     def __call__(self) -> np.ndarray:
         """The next noise vector."""
-        self.value = self.corr * self.value + np.sqrt(1 - self.corr**2) * self.std * self.rng.standard_normal(len(self.value))
+        scale = np.sqrt(1 - self.corr**2) * self.std  # this order keeps the noise bit for bit
+        self.value = self.corr * self.value + scale * self.rng.standard_normal(len(self.value))
         return self.value.astype(np.float32)
 
 

@@ -48,7 +48,10 @@ def train_vae(data: FrameSource | np.ndarray, cfg: VaeConfig, seed: int = 0, pro
     With `checkpoint`, the state after each epoch is saved, and a run that finds one resumes after its epoch with the
     result an uninterrupted run gives (on the same CPU model).
     """
-    source = data if isinstance(data, FrameSource) else FrameSource.from_arrays([data], cfg.holdout, cfg.max_frames, seed)
+    if isinstance(data, FrameSource):
+        source = data
+    else:
+        source = FrameSource.from_arrays([data], cfg.holdout, cfg.max_frames, seed)
     n_train = source.train_frames()
     if n_train < 2:
         raise ValueError(f"need at least 2 training frames to train the VAE, got {n_train}")
