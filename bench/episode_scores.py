@@ -13,7 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from wm.io import atomic_path  # noqa: E402
 
 
 def _pairs(specs: list[str], what: str, ap: argparse.ArgumentParser) -> list[tuple[str, str]]:
@@ -51,7 +58,8 @@ def plot(out: str, runs: dict[str, list[float]], references: dict[str, float], t
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:  # a stopped run leaves no half-written PNG
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out
 
