@@ -114,6 +114,15 @@ def test_the_done_head_learns_where_episodes_end() -> None:
     assert torch.equal(model.expected_reward(heads), torch.ones_like(heads.reward))  # survival: +1 per step
 
 
+def test_rollouts_no_longer_than_a_window_are_learned_whole_from_their_first_step() -> None:
+    # M then sees each short episode from the zero state a dream starts from, its death included, once
+    lengths = np.array([10, 40, 12])
+    windows = make_windows(lengths, 16, np.array([True, True, False]))
+    assert windows[0] == 0 and windows[-1] == 50  # the two short rollouts: one window each, at their first step
+    assert sorted(windows[1:-1].tolist())[:2] == [10, 26]  # the long one: tiled from its start, plus its death
+    assert len(windows) == 1 + 3 + 1
+
+
 def test_the_done_head_cannot_learn_deaths_by_counting_steps() -> None:
     # deaths with no cue in the frames: M should learn their low base rate, not "done at the window's last step"
     # (every training window starts from a zero state, so a death always in the same window position is countable)

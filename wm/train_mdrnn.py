@@ -30,12 +30,16 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
     A rollout that ended in a terminal step (`terminated`, one flag per rollout) also gets one window that holds
     that step, the only place where the done head sees a done (without it M never learns that Take Cover's agent
     dies). The terminal step sits at a random position of its window (steps after it are masked in `_batch`): were
-    it always last, an LSTM that starts every window from zero would learn "done at step seq_len" by counting."""
+    it always last, an LSTM that starts every window from zero would learn "done at step seq_len" by counting.
+
+    A rollout no longer than seq_len is one window from its first step (the steps past its end are masked), so M
+    learns whole episodes from a zero state, as a dream starts; its terminal step, if any, is already in it."""
     rng = np.random.default_rng(seed)
     starts, offset = [], 0
     for i, n in enumerate(lengths):
-        own = list(range(0, int(n) - seq_len, seq_len))
-        if terminated is not None and terminated[i]:
+        whole = int(n) <= seq_len
+        own = [0] if whole else list(range(0, int(n) - seq_len, seq_len))
+        if terminated is not None and terminated[i] and not whole:
             own.append(int(n) - 1 - int(rng.integers(0, min(seq_len, int(n)))))
         starts.extend(offset + s for s in own)
         offset += int(n)
