@@ -1,0 +1,150 @@
+"""Does M's dream kill as the real game does, step by step? Survival curves of one policy, dreamed and real.
+
+Take Cover pays +1 per step alive, so a policy's return is how long it lives. This plays a policy in M's dream from
+the real first frames (`--dreams` dreams, M's zero state, z drawn at `--temperature`) for the full `--max-steps`,
+never stopping at a death, and follows the share still alive after each step under both rules of `dream.done`:
+`sample` (each step survives with 1 - P(done), M's calibrated hazard) and `threshold` (a dream dies at the first
+step whose done logit is above 0). It prints that share beside the real one at a few steps, and the mean lifetime.
+
+The policy is the collection policy (a random action held for 1..`--repeat-max` steps), whose real lifetimes are
+the random rollouts themselves (`--latents`), or with `--controller` a trained C, whose real lifetimes are the
+episodes of an `evaluate.json` (`--evaluate`). Where the dreamed share alive stays above the real one, the dream
+is easier than the game at that age: CMA-ES is paid there for surviving what would kill it.
+
+Usage: python bench/doom_survival.py --mdrnn models/iter0/mdrnn.safetensors --latents data/iter0/latents.npz
+       [--controller models/iter0/controller.safetensors --evaluate metrics/evaluate.json] [--temperature 1.15]
+       [--dreams 512] [--out survival.png]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from wm.actions import TAKECOVER, action_map  # noqa: E402
+from wm.controller import Controller, load_controller  # noqa: E402
+from wm.dream import initial_latents  # noqa: E402
+from wm.io import atomic_path, load_npz  # noqa: E402
+from wm.mdrnn import MDRNN, load_mdrnn  # noqa: E402
+
+AGES = (50, 100, 200, 300, 500, 1000, 1500, 2100)
+
+
+def real_alive(lifetimes: np.ndarray, max_steps: int) -> np.ndarray:
+    """Share of episodes alive after each step 1..max_steps (an episode of n steps is alive after steps < n)."""
+    steps = np.arange(1, max_steps + 1)
+    return (np.asarray(lifetimes)[None, :] > steps[:, None]).mean(axis=1)
+
+
+@torch.no_grad()
+def dream_alive(mdrnn: MDRNN, starts: torch.Tensor, policy: Controller | None, temperature: float, dreams: int,
+                max_steps: int, repeat_max: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Share of dreams alive after each step under `sample` (mean of the product of 1 - P(done)) and under
+    `threshold` (no done logit above 0 yet), each (max_steps,). Deaths never stop a dream here."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    actions = action_map(TAKECOVER)
+    z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
+    state = mdrnn.initial_state(dreams)
+    held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
+    survive, never = torch.ones(dreams), torch.ones(dreams, dtype=torch.bool)
+    by_sample, by_threshold = np.empty(max_steps), np.empty(max_steps)
+    for t in range(max_steps):
+        if policy is None:  # the collection policy: a fresh random action when the last one's hold is over
+            fresh = left == 0
+            raw = rng.uniform(-1.0, 1.0, (int(fresh.sum()), 1)).astype(np.float32)
+            held[fresh] = actions.snap(torch.from_numpy(raw)).numpy()
+            left[fresh] = rng.integers(1, repeat_max + 1, int(fresh.sum()))
+            left -= 1
+            action = torch.from_numpy(held)
+        else:
+            action = actions.snap(actions.to_env(policy(z, state[0][0], state[1][0])))
+        uniform = torch.rand(dreams, mdrnn.picks, generator=gen)
+        z, heads, state = mdrnn.step(z, action, state, temperature, uniform, torch.randn(z.shape, generator=gen))
+        survive *= 1.0 - mdrnn.done_prob(heads)
+        never &= heads.done_logit <= 0
+        by_sample[t], by_threshold[t] = survive.mean().item(), never.float().mean().item()
+    return by_sample, by_threshold
+
+
+def plot(out: str, curves: dict[str, np.ndarray], title: str) -> str:
+    """Share alive against steps, one line per curve, written atomically as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for (label, alive), style in zip(curves.items(), ("-", "--", ":")):
+        ax.plot(np.arange(1, len(alive) + 1), alive, style, label=label, lw=2)
+    ax.set_xlabel("step of the episode")
+    ax.set_ylabel("share still alive")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mdrnn", required=True, help="M (safetensors), trained on Take Cover")
+    ap.add_argument("--latents", required=True, help="the encoded random rollouts: dream starts, real lifetimes")
+    ap.add_argument("--controller", help="a trained C; without it, the collection policy")
+    ap.add_argument("--evaluate", help="C's evaluate.json: its real lifetimes (needed with --controller)")
+    ap.add_argument("--temperature", type=float, default=1.15)
+    ap.add_argument("--dreams", type=int, default=512)
+    ap.add_argument("--max-steps", type=int, default=2100)
+    ap.add_argument("--repeat-max", type=int, default=10, help="the collection policy's longest hold")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="a PNG of the three survival curves")
+    args = ap.parse_args()
+    if bool(args.controller) != bool(args.evaluate):
+        ap.error("--controller and --evaluate go together (C's real lifetimes come from its evaluate.json)")
+    if args.temperature <= 0 or args.dreams < 1 or args.max_steps < 1:
+        ap.error("--temperature, --dreams and --max-steps must be positive")
+    torch.set_num_threads(args.threads)
+    mdrnn, latents = load_mdrnn(args.mdrnn), load_npz(args.latents)
+    if mdrnn.action_dim != 1:
+        ap.error(f"{args.mdrnn} reads {mdrnn.action_dim} action values: this bench is for Take Cover's M")
+    policy, label = None, "random play (the collection policy)"
+    lifetimes = np.asarray(latents["lengths"])
+    if args.controller:
+        policy, label = load_controller(args.controller), "C"
+        if policy.env != TAKECOVER or policy.z_dim != mdrnn.z_dim or policy.h_dim != mdrnn.hidden:
+            ap.error(f"{args.controller} is not a Take Cover C for this M")
+        scores = json.loads(Path(args.evaluate).read_text()).get("scores")
+        if not scores:
+            ap.error(f"{args.evaluate} has no per-episode `scores`")
+        lifetimes = np.asarray(scores, dtype=np.float64)
+    real = real_alive(lifetimes, args.max_steps)
+    sample, threshold = dream_alive(mdrnn, initial_latents(latents), policy, args.temperature, args.dreams,
+                                    args.max_steps, args.repeat_max, args.seed)
+    curves = {f"real ({len(lifetimes)} episodes)": real, f"dream, done: sample ({args.dreams} dreams)": sample,
+              f"dream, done: threshold ({args.dreams} dreams)": threshold}
+    print(f"{label}, tau {args.temperature:g}: share alive after each step")
+    print(f"{'step':>6} " + " ".join(f"{k.split(' (')[0]:>22}" for k in curves))
+    for age in [a for a in AGES if a <= args.max_steps]:
+        print(f"{age:>6} " + " ".join(f"{c[age - 1]:>22.3f}" for c in curves.values()))
+    # mean lifetime = 1 + sum over steps of the share alive after it (capped at max_steps)
+    print(f"{'mean':>6} " + " ".join(f"{1 + c[:-1].sum():>22.1f}" for c in curves.values()))
+    if args.out:
+        print("wrote", plot(args.out, curves, f"Take Cover, {label}: alive in the dream and in the game "
+                            f"(tau {args.temperature:g})"))
+
+
+if __name__ == "__main__":
+    main()
