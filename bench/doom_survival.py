@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="a PNG of the three survival curves")
+    ap.add_argument("--title", help="the PNG's title (default: the policy and tau)")
     args = ap.parse_args()
     if bool(args.controller) != bool(args.evaluate):
         ap.error("--controller and --evaluate go together (C's real lifetimes come from its evaluate.json)")
@@ -142,8 +143,8 @@ def main() -> None:
     # mean lifetime = 1 + sum over steps of the share alive after it (capped at max_steps)
     print(f"{'mean':>6} " + " ".join(f"{1 + c[:-1].sum():>22.1f}" for c in curves.values()))
     if args.out:
-        print("wrote", plot(args.out, curves, f"Take Cover, {label}: alive in the dream and in the game "
-                            f"(tau {args.temperature:g})"))
+        title = args.title or f"Take Cover, {label}: alive in the dream and in the game (tau {args.temperature:g})"
+        print("wrote", plot(args.out, curves, title))
 
 
 if __name__ == "__main__":
