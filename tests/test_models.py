@@ -206,7 +206,8 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     # M's reward for step t is read from h after (z_t, a_t): shift so z_t decides r_t
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
-                      holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0)
+                      holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0,
+                      bf16=False)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():
@@ -220,6 +221,28 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     assert all(torch.allclose(a, b, atol=1e-3) for a, b in zip(tuned.parameters(), model.parameters()))
     with pytest.raises(ValueError, match="no rollout step reached a new tile"):
         train_mdrnn(data | {"rewards": np.full_like(data["rewards"], -0.1)}, cfg, progress=False)
+
+
+def test_m_trains_under_bf16_autocast_and_hands_back_an_fp32_m() -> None:
+    from wm.config import MdrnnConfig
+    from wm.train_mdrnn import train_mdrnn
+
+    data = _latents()
+    cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.2,
+                      holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.0,
+                      open_loop=0, bf16=True)
+    half = train_mdrnn(data, cfg, seed=0, progress=False)
+    full = train_mdrnn(data, cfg.model_copy(update={"bf16": False}), seed=0, progress=False)
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(half.model.parameters(), full.model.parameters()))
+    assert half.history[-1]["train_loss"] < half.history[0]["train_loss"]
+    # the held-out loss (computed in fp32) ends close to fp32 training's, and the reward head learned the tiles
+    assert half.heldout["loss"] == pytest.approx(full.heldout["loss"], rel=0.01)
+    with torch.no_grad():
+        heads, _ = half.model(torch.from_numpy(data["mu"][None]), torch.from_numpy(data["actions"][None]))
+        r = half.model.expected_reward(heads)[0].numpy()
+    tile = data["rewards"] > 0
+    assert r[tile].mean() > 1.0 > r[~tile].mean()
 
 
 def test_held_out_rollouts_are_the_newest_or_spread_over_every_iteration() -> None:
@@ -241,7 +264,7 @@ def test_patience_stops_m_and_keeps_its_best_held_out_epoch() -> None:
     data = _latents(n_rollouts=4, steps=40)  # little data and a high rate: the held-out loss soon turns up
     cfg = MdrnnConfig(hidden=32, gaussians=2, mixture="joint", seq_len=8, epochs=60, batch_size=4, lr=0.02, holdout=0.25,
                       holdout_from="spread", patience=3, reward="tile", reward_weight=1.0, done_weight=1.0,
-                      dropout=0.0, open_loop=0)
+                      dropout=0.0, open_loop=0, bf16=False)
     stopped = train_mdrnn(data, cfg, seed=0, progress=False)
     losses = [row["val_loss"] for row in stopped.history]
     best = int(np.argmin(losses)) + 1

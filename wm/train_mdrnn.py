@@ -89,9 +89,13 @@ def tile_reward(rewards: np.ndarray) -> float:
     return float(np.median(positive)) - STEP_REWARD
 
 
-def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0,
+            bf16: bool = False) -> dict[str, torch.Tensor]:
     z, a, z_next, r, d, valid, has_next, noise = batch
-    heads = model(z, a)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise)
+    with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=bf16):  # M's matrix products in bf16
+        heads = model(z, a)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise)
+    if bf16:  # the mixture's log-likelihood and the losses in fp32
+        heads = Heads(*(h.float() for h in heads))
     step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
     if not bool(valid.all()):  # a terminal window: only the steps up to the rollout's end count
         heads = Heads(*(h[valid] for h in heads))
@@ -124,6 +128,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
 
     With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
     With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does.
+    With cfg.bf16, M's forward pass trains under bf16 autocast; the losses and the held-out evaluation stay fp32.
     The data and M live on `device`; the returned M is on the CPU.
     """
     torch.manual_seed(seed)
@@ -173,7 +178,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
             batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks)
-            losses = _losses(model, batch, cfg.reward_weight, cfg.done_weight)
+            losses = _losses(model, batch, cfg.reward_weight, cfg.done_weight, cfg.bf16)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
