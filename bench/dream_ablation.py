@@ -13,10 +13,14 @@ tile_drop_ens5_pen1 (the same, paid the mean minus 1 x the members' standard dev
 
 With --mdrnn, no M is trained: every row uses that M, and the variants are --set overrides of the controller and
 dream sections (`--set controller.arch=v_only,controller.max_steps=150 --set dream.temperature=1.3` gives two rows).
+--members adds more trained Ms beside it: every row's dream is then that ensemble (C reads --mdrnn's h; each dream
+step's z comes from a random member, the reward and P(done) are the members' mean; `--set disagreement=1` pays the
+mean minus 1 x their standard deviation). The env is --params' (CarRacing or Take Cover).
 
 Usage: python bench/dream_ablation.py --params params/dream.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz [--variants tile,tile_drop] [--episodes 10] [--generations 20]
        python bench/dream_ablation.py ... --mdrnn models/iter0/mdrnn.safetensors --set controller.arch=v_only
+       python bench/dream_ablation.py --params params/doom.yaml ... --mdrnn M0 --members M1 M2 --set "" --episodes 100
 Prints one markdown table row per variant.
 """
 from __future__ import annotations
@@ -38,7 +42,9 @@ import numpy as np  # noqa: E402
 
 from wm.agent import load_agent, run_episode  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
-from wm.config import load_params  # noqa: E402
+from pydantic import TypeAdapter  # noqa: E402
+
+from wm.config import EnvConfig, load_params  # noqa: E402
 from wm.controller import Controller, save_controller  # noqa: E402
 from wm.dream_fitness import DreamFitness  # noqa: E402
 from wm.io import load_npz  # noqa: E402
@@ -63,11 +69,10 @@ def play(args: tuple[str, str, str, dict, int, int]) -> float:
     """One real evaluation episode (in a worker process)."""
     import torch
 
-    from wm.config import CarRacingConfig
-
     torch.set_num_threads(1)
     vae, mdrnn, controller, env, seed, steps = args
-    return run_episode(load_agent(vae, mdrnn, controller), CarRacingConfig(**env), seed, steps)["return"]
+    env_cfg = TypeAdapter(EnvConfig).validate_python(env)
+    return run_episode(load_agent(vae, mdrnn, controller), env_cfg, seed, steps)["return"]
 
 
 def main() -> None:
@@ -81,8 +86,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mdrnn", default=None, help="use this M in every row; rows are the --set overrides")
     ap.add_argument("--set", action="append", default=[], help="controller./dream. overrides for one row, comma list")
+    ap.add_argument("--members", nargs="*", default=[], help="with --mdrnn: more Ms, for an ensemble dream")
     ap.add_argument("--keep", default=None, help="a folder to keep each row's C in (row<i>_c.safetensors)")
     a = ap.parse_args()
+    if a.members and not a.mdrnn:
+        raise SystemExit("--members needs --mdrnn (the M whose h C reads)")
     p = load_params(a.params)
     data = load_npz(a.latents)
     real_steps = int(np.sum(data["lengths"]))
@@ -96,17 +104,19 @@ def main() -> None:
         for name in rows:
             t0 = time.perf_counter()
             if a.mdrnn:  # the given M; the row's overrides change C and the dream only
-                c_cfg, d_cfg = cfg, p.dream
+                c_cfg, d_cfg, disagreement = cfg, p.dream, 0.0
                 for item in filter(None, name.split(",")):
                     key, value = item.split("=", 1)
-                    section, field = key.split(".", 1)
-                    if section == "controller":
+                    section, field = key.split(".", 1) if "." in key else (key, "")
+                    if section == "disagreement":
+                        disagreement = float(value)
+                    elif section == "controller":
                         c_cfg = c_cfg.model_copy(update={field: type(getattr(c_cfg, field))(value)})
                     elif section == "dream":
                         d_cfg = d_cfg.model_copy(update={field: type(getattr(d_cfg, field))(value)})
                     else:
                         raise SystemExit(f"--set {key}: only controller.* and dream.* can be set with --mdrnn")
-                m_path, paths, disagreement = a.mdrnn, [a.mdrnn], 0.0
+                m_path, paths = a.mdrnn, [a.mdrnn, *a.members]
             else:
                 c_cfg = cfg
                 m_over, d_over = VARIANTS[name]
@@ -119,8 +129,9 @@ def main() -> None:
                     save_mdrnn(path, model)
                 m_path = paths[0]  # C reads the first M's h, in the dream and in the real env
             mdrnn = load_mdrnn(m_path)
-            fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, members=tuple(paths[1:]), disagreement=disagreement)
-            c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units)
+            fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, p.env.id, p.device, members=tuple(paths[1:]),
+                                   disagreement=disagreement)
+            c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units, p.env.id, c_cfg.z_input)
             result = train_cmaes(c.num_params(), c_cfg, fitness.population, p.seed)
             c.set_flat(result.best_params)
             c_path = str(Path(tmp) / f"row{rows.index(name)}_c.safetensors")

@@ -109,8 +109,7 @@ def mdrnn_rate(batch: int, seq_len: int, hidden: int, bf16: bool, device: torch.
     data = (z[:, :-1], a, z[:, 1:], r, d, ones, ones, None)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = _losses(model, data, 1.0)["loss"]
+        loss = _losses(model, data, 1.0, bf16=bf16)["loss"]  # as `mdrnn.bf16` trains: M in bf16, the losses in fp32
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
