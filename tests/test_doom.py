@@ -3,8 +3,12 @@ the tiny Doom profile end to end (real vizdoom, real DVC, Prefect and MLflow).""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import subprocess
 import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,43 @@ def test_take_cover_actions_snap_to_left_stay_right() -> None:
     actions = action_map(TAKECOVER)
     raw = torch.tensor([[-0.9], [-0.34], [-0.3], [0.0], [0.3], [0.34], [0.99]])
     assert actions.snap(actions.to_env(raw)).flatten().tolist() == [-1, -1, 0, 0, 0, 1, 1]
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _play_one_episode_start(_: int) -> list[int]:
+    env = make_env(ENV)
+    env.reset(seed=0)
+    env.close()  # keeps the game for the next episode
+    return _children(os.getpid())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_forked_worker_stops_its_vizdoom_game_when_it_ends() -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        games = pool.submit(_play_one_episode_start, 0).result()
+    assert games, "the worker started no vizdoom process"
+    deadline = time.monotonic() + 10
+    while any(map(_alive, games)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, games)), "a vizdoom process outlived the worker that started it"
 
 
 def test_repeat_policy_holds_each_random_action_for_1_to_repeat_max_steps() -> None:

@@ -317,6 +317,30 @@ def test_an_ensemble_pays_the_members_mean_minus_their_disagreement(world) -> No
     assert not torch.equal(calm.latents, Dream(mdrnn, pool, max_steps=20).rollout(policy, seeds, record=True).latents)
 
 
+def _constant_death(p: float) -> MDRNN:
+    """A survival M whose calibrated P(done) is p at every step."""
+    torch.manual_seed(0)
+    m = MDRNN(z_dim=4, action_dim=3, hidden=8, gaussians=2, reward_kind="survival").eval()
+    with torch.no_grad():
+        m.head.weight[-1].zero_()
+        m.head.bias[-1] = float(np.log(p / (1 - p)))
+    return m
+
+
+def test_a_pessimistic_ensemble_draws_deaths_from_its_most_deadly_member() -> None:
+    safe, deadly = _constant_death(0.02), _constant_death(0.2)
+    pool, policy = torch.randn(5, 4), BatchedController("linear", candidates("linear", 2, z_dim=4, h_dim=8), 4, 8)
+
+    def lifetime(ensemble_done: str) -> float:
+        dream = Dream(safe, pool, max_steps=400, done="sample", members=[deadly], ensemble_done=ensemble_done)
+        return dream.rollout(policy, list(range(300))).steps.float().mean().item()
+
+    assert abs(lifetime("mean") - 1 / 0.11) < 1.5  # P(done) = (0.02 + 0.2) / 2: geometric mean 9.1
+    assert abs(lifetime("max") - 1 / 0.2) < 1.0  # the deadly member's 0.2: geometric mean 5
+    with pytest.raises(ValueError, match="ensemble_done"):
+        Dream(safe, pool, members=[deadly], ensemble_done="min")
+
+
 def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world) -> None:
     mdrnn, pool = world
     with pytest.raises(ValueError, match="every member"):

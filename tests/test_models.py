@@ -228,9 +228,9 @@ def test_m_trains_under_bf16_autocast_and_hands_back_an_fp32_m() -> None:
     from wm.train_mdrnn import train_mdrnn
 
     data = _latents()
-    cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.2,
-                      holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.0,
-                      open_loop=0, bf16=True)
+    cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01,
+                      holdout=0.2, holdout_from="last", patience=None, reward="tile", reward_weight=3.0,
+                      done_weight=1.0, dropout=0.0, open_loop=0, bf16=True)
     half = train_mdrnn(data, cfg, seed=0, progress=False)
     full = train_mdrnn(data, cfg.model_copy(update={"bf16": False}), seed=0, progress=False)
     assert all(p.dtype == torch.float32 for p in half.model.parameters())

@@ -13,7 +13,8 @@ controller cannot rely on one model's mistakes.
 With `members` (more Ms trained on the same data from other seeds) the dream is an ensemble: C reads the first M's h,
 each step's z_{t+1} comes from a member picked at random per trial, and the reward is the members' mean minus
 `disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
-data is thin and M's promises are least trustworthy.
+data is thin and M's promises are least trustworthy. A death comes from the members' mean done logit or P(done), or
+with `ensemble_done="max"` from the most pessimistic member's, so a controller must survive every member.
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
@@ -151,7 +152,7 @@ class Dream:
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
                  device: torch.device | str = "cpu", done: str = "threshold", members: Sequence[MDRNN] = (),
-                 disagreement: float = 0.0) -> None:
+                 disagreement: float = 0.0, ensemble_done: str = "mean") -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
@@ -164,6 +165,8 @@ class Dream:
             raise ValueError(f"start_pool must be (N > 0, {mdrnn.z_dim}), got {tuple(z_pool.shape)}")
         if disagreement < 0:
             raise ValueError(f"disagreement must be >= 0, got {disagreement}")
+        if ensemble_done not in ("mean", "max"):
+            raise ValueError(f"ensemble_done must be 'mean' or 'max', got {ensemble_done!r}")
         for m in members:
             if ((m.z_dim, m.action_dim, m.hidden, m.reward_kind, m.picks)
                     != (mdrnn.z_dim, mdrnn.action_dim, mdrnn.hidden, mdrnn.reward_kind, mdrnn.picks)):
@@ -176,6 +179,7 @@ class Dream:
         self.mdrnn = mdrnn.to(self.device).eval()
         self.models = [self.mdrnn, *(m.to(self.device).eval() for m in members)]
         self.disagreement = float(disagreement)
+        self.ensemble_done = ensemble_done
         self.z_dim, self.hidden = mdrnn.z_dim, mdrnn.hidden
         if pool is None:  # a bare tensor of latents starts from M's zero state
             zeros = torch.zeros(len(z_pool), self.hidden)
@@ -218,7 +222,8 @@ class Dream:
         The noise of a trial, (T, 1 to 3) and (T, z), and its dropout mask (T, hidden) are shared by all P
         candidates. A dream ends where the done logit is above 0 (`done="threshold"`: the death-weighted P(done) > 0.5,
         a calibrated P(done) > 1 / (1 + done_weight)), or where the trial's death draw falls
-        under M's calibrated P(done) (`done="sample"`); an ensemble averages its members' done logits or P(done).
+        under M's calibrated P(done) (`done="sample"`); an ensemble takes its members' mean done logit or P(done),
+        or with `ensemble_done="max"` their highest.
         """
         p, t = z.shape[:2]
         flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
@@ -239,8 +244,9 @@ class Dream:
             z_next = torch.stack([o[0] for o in outs])[member, torch.arange(p * t, device=member.device)]
             rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
             reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
-            done_logit = torch.stack([heads.done_logit for _, heads, _ in outs]).mean(0)
-            prob = (torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]).mean(0)
+            pool = (lambda x: x.amax(0)) if self.ensemble_done == "max" else (lambda x: x.mean(0))
+            done_logit = pool(torch.stack([heads.done_logit for _, heads, _ in outs]))
+            prob = (pool(torch.stack([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)]))
                     if self.done == "sample" else None)
         if self.done == "sample":
             done = uniform[:, picks].expand(p, t) < prob.view(p, t)

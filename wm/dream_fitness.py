@@ -38,11 +38,11 @@ def start_pool(mdrnn: MDRNN, latents: dict[str, np.ndarray], start: str, first_f
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
            dropout: float, start: str, first_frame_share: float, device: str, done: str, members: tuple[str, ...],
-           disagreement: float, stamp: tuple[float, ...]) -> Dream:
+           disagreement: float, ensemble_done: str, stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
     pool = start_pool(mdrnn, latents, start, first_frame_share)
     return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done,
-                 [load_mdrnn(m) for m in members], disagreement)
+                 [load_mdrnn(m) for m in members], disagreement, ensemble_done)
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,14 @@ class DreamFitness:
     device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
     members: tuple[str, ...] = ()  # more Ms for an ensemble dream (wm.dream.Dream), C reading the first M's h
     disagreement: float = 0.0  # the ensemble's reward: mean - disagreement * std over the members
+    ensemble_done: str = "mean"  # the ensemble's death: the members' mean P(done), or max (the most pessimistic)
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
                       self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
-                      self.disagreement, _stamp(self.mdrnn, self.latents, *self.members))
+                      self.disagreement, self.ensemble_done, _stamp(self.mdrnn, self.latents, *self.members))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""

@@ -4,6 +4,8 @@ living reward), and an episode that ends when the agent dies (or at the caller's
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
+import os
 import threading
 from typing import Any
 
@@ -61,22 +63,33 @@ class TakeCover(gym.Wrapper):
 
 # Starting the game costs about 0.6 s, more than a random episode (about 300 tics at 0.5 ms). Each thread keeps
 # one game per screen size and starts every episode with reset(seed=...), which replays it exactly: a reused game
-# gives the same bytes as a fresh one (tests/test_doom.py).
-_GAMES: dict[tuple[str, int], gym.Env] = {}
+# gives the same bytes as a fresh one (tests/test_doom.py). Games are keyed by process too: a forked worker
+# inherits its parent's dict, but must neither drive nor stop the parent's games.
+_GAMES: dict[tuple[str, int, int], gym.Env] = {}  # (screen, pid, thread) -> game
+_STOPS_GAMES: set[int] = set()  # the processes whose exit stops their games
 
 
 @atexit.register
 def _close_games() -> None:
-    """Stop the kept games' vizdoom processes when the Python process ends."""
-    for game in _GAMES.values():
-        game.close()
+    """Stop this process's kept games (their vizdoom processes) when it ends."""
+    for key in [k for k in _GAMES if k[1] == os.getpid()]:
+        _GAMES.pop(key).close()
+
+
+def _stop_games_at_exit() -> None:
+    """A forked worker (a fork-context process pool) ends with os._exit, which skips atexit, and its vizdoom
+    processes outlived it. multiprocessing runs a Finalize when such a worker ends, so each process registers one."""
+    if os.getpid() not in _STOPS_GAMES:
+        _STOPS_GAMES.add(os.getpid())
+        multiprocessing.util.Finalize(None, _close_games, exitpriority=0)
 
 
 def make_env(cfg: TakeCoverConfig) -> gym.Env:
     """Take Cover returning 64x64x3 uint8 frames, rendered at cfg.screen (the game itself is the same at any size)."""
     import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* envs)
 
-    key = (cfg.screen, threading.get_ident())
+    key = (cfg.screen, os.getpid(), threading.get_ident())
     if key not in _GAMES:
+        _stop_games_at_exit()
         _GAMES[key] = gym.make("VizdoomTakeCover-v1", screen_resolution=f"RES_{cfg.screen.upper()}")
     return TakeCover(_GAMES[key], cfg.frame_size)
