@@ -22,6 +22,7 @@ from wm.collect import collect_rollout
 from wm.config import CollectConfig, MdrnnConfig, ParamsError, TakeCoverConfig, load_params
 from wm.envs import make_env
 from wm.io import load_npz
+from wm.mdrnn import load_members
 from wm.policies import RepeatPolicy
 from wm.train_mdrnn import make_windows, train_mdrnn
 
@@ -200,6 +201,9 @@ def test_doom_smoke_profile_runs_end_to_end_and_registers_apart(tmp_path: Path, 
     assert evaluate["episodes"] == 2 and all(0 < s <= 100 for s in evaluate["scores"])
     assert json.loads((project / "metrics" / "controller.json").read_text())["real_steps"] == 0  # pure dream
     assert json.loads((project / "metrics" / "collect.json").read_text())["mean_random_return"] > 0
+    # the profile's M is an ensemble of two (mdrnn.members), in one file; C trained in their pessimistic dream
+    assert len(load_members(project / "models" / "iter0" / "mdrnn.safetensors")) == 1
+    assert "member1_train_loss" in json.loads((project / "metrics" / "mdrnn.json").read_text())
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -99,7 +99,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
                            DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
-                                       first_frame_share=0.0, done="threshold"))
+                                       first_frame_share=0.0, done="threshold", ensemble_done="mean"))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -339,6 +339,28 @@ def test_a_pessimistic_ensemble_draws_deaths_from_its_most_deadly_member() -> No
     assert abs(lifetime("max") - 1 / 0.2) < 1.0  # the deadly member's 0.2: geometric mean 5
     with pytest.raises(ValueError, match="ensemble_done"):
         Dream(safe, pool, members=[deadly], ensemble_done="min")
+
+
+def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None:
+    safe, deadly = _constant_death(0.02), _constant_death(0.2)
+    save_mdrnn(tmp_path / "ensemble.safetensors", safe, [deadly])
+    save_mdrnn(tmp_path / "safe.safetensors", safe)
+    save_mdrnn(tmp_path / "deadly.safetensors", deadly)
+    save_npz(tmp_path / "latents.npz", mu=np.zeros((10, 4), np.float32), lengths=np.full(5, 2))
+    cfg = ControllerConfig(**{**smoke_params()["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 200})
+    flat = list(candidates("linear", 2, z_dim=4, h_dim=8).numpy())
+
+    def score(path: str, ensemble_done: str, members: tuple[str, ...] = ()) -> list[float]:
+        dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
+                            done="sample", ensemble_done=ensemble_done)
+        fitness = DreamFitness(str(tmp_path / path), str(tmp_path / "latents.npz"), cfg, dream, members=members)
+        return fitness.population(flat, list(range(100)))
+
+    # the file's member is the same ensemble as one passed beside a single M, and dream.ensemble_done picks the death
+    beside = (str(tmp_path / "deadly.safetensors"),)
+    assert score("ensemble.safetensors", "max") == score("safe.safetensors", "max", beside)
+    lives = {how: np.mean(score("ensemble.safetensors", how)) for how in ("mean", "max")}
+    assert abs(lives["mean"] - 1 / 0.11) < 1.5 and abs(lives["max"] - 1 / 0.2) < 1.0  # as the Dream test above
 
 
 def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world) -> None:

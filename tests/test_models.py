@@ -207,7 +207,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01, holdout=0.0,
                       holdout_from="last", patience=None, reward="tile", reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0,
-                      bf16=False)
+                      bf16=False, members=1, members_bf16=False)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():
@@ -230,7 +230,8 @@ def test_m_trains_under_bf16_autocast_and_hands_back_an_fp32_m() -> None:
     data = _latents()
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01,
                       holdout=0.2, holdout_from="last", patience=None, reward="tile", reward_weight=3.0,
-                      done_weight=1.0, dropout=0.0, open_loop=0, bf16=True)
+                      done_weight=1.0, dropout=0.0, open_loop=0, bf16=True, members=1,
+                      members_bf16=False)
     half = train_mdrnn(data, cfg, seed=0, progress=False)
     full = train_mdrnn(data, cfg.model_copy(update={"bf16": False}), seed=0, progress=False)
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
@@ -264,7 +265,7 @@ def test_patience_stops_m_and_keeps_its_best_held_out_epoch() -> None:
     data = _latents(n_rollouts=4, steps=40)  # little data and a high rate: the held-out loss soon turns up
     cfg = MdrnnConfig(hidden=32, gaussians=2, mixture="joint", seq_len=8, epochs=60, batch_size=4, lr=0.02, holdout=0.25,
                       holdout_from="spread", patience=3, reward="tile", reward_weight=1.0, done_weight=1.0,
-                      dropout=0.0, open_loop=0, bf16=False)
+                      dropout=0.0, open_loop=0, bf16=False, members=1, members_bf16=False)
     stopped = train_mdrnn(data, cfg, seed=0, progress=False)
     losses = [row["val_loss"] for row in stopped.history]
     best = int(np.argmin(losses)) + 1
@@ -287,3 +288,40 @@ def test_cma_es_warm_starts_from_x0() -> None:
     assert [c["generation"] for c in result.checks] == [1.0, 2.0]
     with pytest.raises(ValueError, match="x0 has shape"):
         train_cmaes(4, cfg, lambda cands, seeds: [0.0] * len(cands), x0=x0)
+
+
+def test_an_ensemble_is_one_file_whose_first_member_loads_as_m(tmp_path) -> None:
+    from wm.mdrnn import load_members, load_mdrnn, save_mdrnn
+
+    torch.manual_seed(0)
+    ms = [MDRNN(z_dim=4, action_dim=1, hidden=8, gaussians=2) for _ in range(3)]
+    save_mdrnn(tmp_path / "one.safetensors", ms[0])
+    save_mdrnn(tmp_path / "three.safetensors", ms[0], ms[1:])
+    assert load_members(tmp_path / "one.safetensors") == []
+    for path in ("one", "three"):
+        m0 = load_mdrnn(tmp_path / f"{path}.safetensors")
+        assert all(torch.equal(a, b) for a, b in zip(m0.state_dict().values(), ms[0].state_dict().values()))
+    members = load_members(tmp_path / "three.safetensors")
+    assert len(members) == 2
+    for got, want in zip(members, ms[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), want.state_dict().values()))
+    with pytest.raises(ValueError, match="every member"):
+        save_mdrnn(tmp_path / "bad.safetensors", ms[0], [MDRNN(z_dim=4, action_dim=1, hidden=16, gaussians=2)])
+
+
+def test_an_ensemble_trains_member_k_from_seed_plus_k() -> None:
+    from wm.config import MdrnnConfig
+    from wm.train_mdrnn import train_ensemble, train_mdrnn
+
+    data = _latents(n_rollouts=4, steps=40)
+    cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=2, batch_size=16, lr=0.01,
+                      holdout=0.25, holdout_from="last", patience=None, reward="tile", reward_weight=1.0,
+                      done_weight=1.0, dropout=0.0, open_loop=0, bf16=False, members=2, members_bf16=True)
+    ensemble = train_ensemble(data, cfg, seed=5, progress=False)
+    alone = [train_mdrnn(data, cfg, seed=5, progress=False),  # member 0: the M of one-member training
+             train_mdrnn(data, cfg.model_copy(update={"bf16": True}), seed=6, progress=False)]
+    for got, want in zip(ensemble, alone):
+        assert all(torch.equal(a, b) for a, b in zip(got.model.parameters(), want.model.parameters()))
+        assert got.heldout == want.heldout
+    with pytest.raises(ValueError, match="has 1 members; mdrnn.members asks for 2"):
+        train_ensemble(data, cfg, progress=False, init=[ensemble[0].model])

@@ -43,6 +43,8 @@ BAD = [
     (["iterate", "noise_decay"], 0.0, "iterate.noise_decay"),
     (["mdrnn", "holdout_from"], "first", "mdrnn.holdout_from"),
     (["dream", "start"], "anywhere", "dream.start"),
+    (["mdrnn", "members"], 0, "mdrnn.members"),
+    (["dream", "ensemble_done"], "min", "dream.ensemble_done"),
     (["dream", "first_frame_share"], 1.0, "dream.first_frame_share"),
     (["dream", "first_frame_share"], 0.5, "dream.first_frame_share mixes first frames"),  # smoke: first_frame
     (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch
@@ -169,6 +171,7 @@ def test_exploration_noise_decays_per_iteration() -> None:
 
 def test_on_road_starts_are_carracing_only(tmp_path: Path) -> None:
     data = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
+    data["mdrnn"]["members"] = 1  # an ensemble dreams from first frames only
     data["dream"]["start"] = "on_road"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -177,3 +180,12 @@ def test_on_road_starts_are_carracing_only(tmp_path: Path) -> None:
     data["dream"]["start"] = "burned_in"
     path.write_text(yaml.safe_dump(data))
     assert load_params(path).dream.start == "burned_in"
+
+
+def test_an_ensemble_dreams_from_first_frames_only(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
+    data["mdrnn"]["members"], data["dream"]["start"] = 2, "burned_in"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match="mdrnn.members > 1 dreams from first frames only"):
+        load_params(path)

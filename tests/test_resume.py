@@ -19,7 +19,7 @@ from wm.encode import encode_rollouts
 from wm.io import load_npz
 from wm.mdrnn import MDRNN, save_mdrnn
 from wm.frames import FrameSource
-from wm.train_mdrnn import train_mdrnn
+from wm.train_mdrnn import train_ensemble, train_mdrnn
 from wm.train_vae import train_vae
 from wm.vae import ConvVAE
 
@@ -80,6 +80,27 @@ def test_mdrnn_resumes_to_the_uninterrupted_weights(data: dict, tmp_path: Path) 
     resumed = train_mdrnn(data["latents"], cfg, 0, progress=False, checkpoint=Checkpoint("mdrnn", "k", tmp_path))
     assert _equal(whole.model.state_dict(), resumed.model.state_dict())
     assert resumed.history == whole.history and resumed.heldout == whole.heldout
+
+
+def test_an_ensemble_resumes_without_training_a_finished_member_again(data: dict, tmp_path: Path, capsys) -> None:
+    cfg = MdrnnConfig(**{**P["mdrnn"], "epochs": 2, "hidden": 32, "gaussians": 2, "members": 2})
+    whole = train_ensemble(data["latents"], cfg, 0, progress=False)
+
+    class KilledInMember1(Checkpoint):
+        def part(self, k: int) -> Checkpoint:
+            return KilledAfter(f"mdrnn.part{k}", self.key, tmp_path, 1) if k else self
+
+    with pytest.raises(Killed):  # member 0 trained; member 1 killed after its first epoch
+        train_ensemble(data["latents"], cfg, 0, progress=False, checkpoint=KilledInMember1("mdrnn", "k", tmp_path))
+    capsys.readouterr()
+    checkpoint = Checkpoint("mdrnn", "k", tmp_path)
+    resumed = train_ensemble(data["latents"], cfg, 0, progress=False, checkpoint=checkpoint)
+    said = capsys.readouterr().out
+    assert "resuming after epoch 2 of 2" in said and "resuming after epoch 1 of 2" in said
+    for a, b in zip(whole, resumed):
+        assert _equal(a.model.state_dict(), b.model.state_dict()) and a.history == b.history
+    checkpoint.clear()  # the stage's outputs are written: the member's part goes too
+    assert not list(tmp_path.glob("*.safetensors"))
 
 
 def test_cmaes_in_the_dream_resumes_to_the_uninterrupted_result(data: dict, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ The stage deletes its checkpoint once its outputs are written.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -71,9 +72,14 @@ class Checkpoint:
         with atomic_path(self.path) as tmp:
             save_file(clean, str(tmp), metadata={"key": self.key, "state": json.dumps(state)})
 
+    def part(self, k: int) -> "Checkpoint":
+        """The checkpoint of part k of the stage (an ensemble's member k), under the same key; part 0 is this one."""
+        return self if k == 0 else Checkpoint(f"{self.path.stem}.part{k}", self.key, self.path.parent)
+
     def clear(self) -> None:
-        """Delete the checkpoint (the stage finished)."""
-        self.path.unlink(missing_ok=True)
+        """Delete the checkpoint and its parts (the stage finished)."""
+        for path in [self.path, *self.path.parent.glob(f"{glob.escape(self.path.stem)}.part*.safetensors")]:
+            path.unlink(missing_ok=True)
 
 
 def stage_checkpoint(name: str, config: Any, inputs: list[str | Path]) -> Checkpoint:

@@ -117,9 +117,14 @@ class MdrnnConfig(_Section):
     # the last open_loop steps of each training window read M's own sampled z instead of the real one (0: teacher
     # forcing throughout), so M learns what its actions do over many steps, as it must in the dream
     open_loop: int = Field(ge=0)
-    # M's forward pass under bf16 autocast while it trains (the loss and the held-out evaluation stay fp32): about
-    # 1.4-1.7x faster on CPUs with avx512_bf16 or AMX; other bits than fp32, so off in every profile
+    # M's forward pass under bf16 autocast while it trains (the loss and the held-out evaluation stay fp32): 1.2-2.0x
+    # faster on CPUs with avx512_bf16 or AMX (bench/train_throughput.py); other bits than fp32
     bf16: bool
+    # Ms trained on the same rollouts, member k from seed + k, all saved in M's one file: with more than one, the
+    # dream is their ensemble (C reads member 0's h; a dream's next z comes from one member; its deaths follow
+    # dream.ensemble_done). Member 0 alone plays the real game beside C
+    members: int = Field(ge=1, le=16)
+    members_bf16: bool  # members 1.. train under bf16 autocast (member 0 follows mdrnn.bf16)
 
 
 class ControllerConfig(_Section):
@@ -160,6 +165,9 @@ class DreamConfig(_Section):
     # how M's done head ends a dream: when P(done) > 0.5 on its training scale (the paper's rule), or by drawing
     # each step's death from M's calibrated P(done) (wm.mdrnn.MDRNN.done_prob), a hazard rather than a verdict
     done: Literal["threshold", "sample"]
+    # an ensemble's death (mdrnn.members > 1): from the members' mean done logit or P(done), or `max`, the most
+    # pessimistic member's, so that C must survive every member
+    ensemble_done: Literal["mean", "max"]
 
 
 class IterateConfig(_Section):
@@ -246,6 +254,9 @@ class Params(_Section):
                              "with start: first_frame set it to 0.0")
         if self.dream.start == "on_road" and self.env.id != "CarRacing-v3":
             raise ValueError("dream.start: on_road reads CarRacing's new-tile reward; use burned_in for this env")
+        if self.mdrnn.members > 1 and self.dream.start != "first_frame":
+            raise ValueError("mdrnn.members > 1 dreams from first frames only (the members' states after a burn-in "
+                             "differ): set dream.start: first_frame")
         if self.iterations and self.controller.mode != "dream":
             raise ValueError("iterations need controller.mode: dream "
                              "(the iterative procedure trains C only in the dream)")

@@ -1,6 +1,7 @@
 """Dream fitness for CMA-ES: candidates' returns in M's dream at temperature tau, a whole population per call.
 
-Built once per flow from paths and config. Dreams start from real states of the encoded rollouts (first frames, or
+Built once per flow from paths and config. An M file holding an ensemble (mdrnn.members > 1) dreams as that
+ensemble, its deaths by dream.ensemble_done. Dreams start from real states of the encoded rollouts (first frames, or
 any frame with M burned in, or an on-road one, by `dream.start`); the dream is loaded once per process and reused.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from wm.controller import BatchedController
 from wm.device import resolve_device
 from wm.dream import Dream, StartPool, burned_in_starts, first_frame_starts, mixed_pool
 from wm.io import load_npz
-from wm.mdrnn import MDRNN, load_mdrnn
+from wm.mdrnn import MDRNN, load_members, load_mdrnn
 
 
 def _stamp(*paths: str | Path) -> tuple[float, ...]:
@@ -41,8 +42,9 @@ def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: in
            disagreement: float, ensemble_done: str, stamp: tuple[float, ...]) -> Dream:
     mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
     pool = start_pool(mdrnn, latents, start, first_frame_share)
-    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done,
-                 [load_mdrnn(m) for m in members], disagreement, ensemble_done)
+    ensemble = load_members(mdrnn_path) + [load_mdrnn(m) for m in members]  # M's own members, then any others
+    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done, ensemble,
+                 disagreement, ensemble_done)
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,15 @@ class DreamFitness:
     dream: DreamConfig
     env: str = CARRACING  # whose actions C outputs (wm.actions)
     device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
-    members: tuple[str, ...] = ()  # more Ms for an ensemble dream (wm.dream.Dream), C reading the first M's h
+    members: tuple[str, ...] = ()  # more Ms beside those saved in M's file (wm.dream.Dream), C reading the first's h
     disagreement: float = 0.0  # the ensemble's reward: mean - disagreement * std over the members
-    ensemble_done: str = "mean"  # the ensemble's death: the members' mean P(done), or max (the most pessimistic)
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
                       self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
-                      self.disagreement, self.ensemble_done, _stamp(self.mdrnn, self.latents, *self.members))
+                      self.disagreement, self.dream.ensemble_done, _stamp(self.mdrnn, self.latents, *self.members))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""

@@ -7,7 +7,7 @@ import os
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -66,9 +66,11 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def save_weights(path: str | Path, module: torch.nn.Module, config: dict[str, Any]) -> None:
-    """Save a module's weights as safetensors, with its constructor config in the metadata."""
-    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+def save_weights(path: str | Path, module: torch.nn.Module | Mapping[str, torch.Tensor],
+                 config: dict[str, Any]) -> None:
+    """Save a module's weights (or named tensors) as safetensors, with its constructor config in the metadata."""
+    tensors = module.state_dict() if isinstance(module, torch.nn.Module) else module
+    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"config": json.dumps(config, sort_keys=True)})
 

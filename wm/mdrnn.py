@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -180,14 +180,43 @@ class MDRNN(nn.Module):
         return sample(heads, temperature, uniform, normal), heads, state
 
 
-def save_mdrnn(path: str | Path, model: MDRNN) -> None:
-    """Save M as safetensors with its config."""
-    save_weights(path, model, model.config())
+def _member(k: int) -> str:
+    return f"member{k}."  # the prefix of ensemble member k's tensors in M's file (member 0 has none)
 
 
-def load_mdrnn(path: str | Path) -> MDRNN:
-    """Load M in eval mode."""
+def save_mdrnn(path: str | Path, model: MDRNN, members: Sequence[MDRNN] = ()) -> None:
+    """Save M as safetensors with its config; an ensemble's other members (same config) go in the same file."""
+    if any(m.config() != model.config() for m in members):
+        raise ValueError("every member of the ensemble must have the first M's config")
+    tensors = dict(model.state_dict())
+    for k, m in enumerate(members, 1):
+        tensors.update({_member(k) + name: t for name, t in m.state_dict().items()})
+    save_weights(path, tensors, model.config())
+
+
+def _split(path: str | Path) -> tuple[list[dict[str, torch.Tensor]], dict]:
     state, cfg = load_weights(path)
+    parts: list[dict[str, torch.Tensor]] = [{}]
+    for name, t in state.items():
+        k = int(name[len("member"):name.index(".")]) if name.startswith("member") else 0
+        parts.extend({} for _ in range(k + 1 - len(parts)))
+        parts[k][name.removeprefix(_member(k)) if k else name] = t
+    return parts, cfg
+
+
+def _build(state: dict[str, torch.Tensor], cfg: dict) -> MDRNN:
     model = MDRNN(**cfg)
     model.load_state_dict(state)
     return model.eval()
+
+
+def load_mdrnn(path: str | Path) -> MDRNN:
+    """Load M in eval mode (of an ensemble, member 0: the M whose h C reads)."""
+    parts, cfg = _split(path)
+    return _build(parts[0], cfg)
+
+
+def load_members(path: str | Path) -> list[MDRNN]:
+    """The other members of the ensemble saved in M's file, in eval mode (none for a single M)."""
+    parts, cfg = _split(path)
+    return [_build(state, cfg) for state in parts[1:]]

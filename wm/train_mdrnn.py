@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -120,14 +121,15 @@ def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0,
 
 def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
                 init: MDRNN | None = None, checkpoint: Checkpoint | None = None,
-                device: torch.device | str = "cpu") -> MdrnnResult:
+                device: torch.device | str = "cpu", keep_final: bool = False) -> MdrnnResult:
     """Fit an MDRNN to the output of the encode stage for cfg.epochs; some rollouts are held out for validation.
 
     With cfg.patience, training stops once the held-out loss has not improved for that many epochs, and the returned
     M holds the best epoch's weights.
 
     With `init`, training continues from that M's weights (the iterative procedure fine-tunes M_{k-1}).
-    With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does.
+    With `checkpoint`, the state after each epoch is saved and a later run resumes from it, as train_vae does;
+    `keep_final` saves it after the last epoch too (a trained member of an ensemble, kept until all are done).
     With cfg.bf16, M's forward pass trains under bf16 autocast; the losses and the held-out evaluation stay fp32.
     The data and M live on `device`; the returned M is on the CPU.
     """
@@ -193,7 +195,7 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
             if cfg.patience is not None:
                 best.update(model, epoch, heldout)
         history.append(row)
-        if checkpoint and epoch < cfg.epochs:
+        if checkpoint and (epoch < cfg.epochs or keep_final):
             tensors, state = training_state(model, opt, gen)
             checkpoint.save({**tensors, **best.tensors()}, {**state, "history": history, "heldout": heldout,
                                                             **best.state()})
@@ -201,6 +203,27 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         model.load_state_dict(best.weights)
         return MdrnnResult(model.cpu().eval(), history, best.heldout, best.epoch)
     return MdrnnResult(model.cpu().eval(), history, heldout)
+
+
+def train_ensemble(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0, progress: bool = True,
+                   init: Sequence[MDRNN] = (), checkpoint: Checkpoint | None = None,
+                   device: torch.device | str = "cpu") -> list[MdrnnResult]:
+    """Train cfg.members Ms on the same rollouts, member k from seed + k (its own windows and initial weights), under
+    bf16 autocast for k >= 1 when cfg.members_bf16. With `init` (the previous ensemble) member k fine-tunes init[k].
+
+    With `checkpoint`, each member resumes from its own part of it and a trained member stays there until every
+    member is done, so a killed stage trains again at most the member it was in. One member is train_mdrnn alone.
+    """
+    if init and len(init) != cfg.members:
+        raise ValueError(f"the ensemble to fine-tune has {len(init)} members; mdrnn.members asks for {cfg.members}")
+    results = []
+    for k in range(cfg.members):
+        member = cfg if k == 0 else cfg.model_copy(update={"bf16": cfg.members_bf16})
+        if cfg.members > 1:
+            print(f"mdrnn: member {k + 1} of {cfg.members} (seed {seed + k}{', bf16' if member.bf16 else ''})")
+        results.append(train_mdrnn(latents, member, seed + k, progress, init[k] if init else None,
+                                   checkpoint.part(k) if checkpoint else None, device, keep_final=k < cfg.members - 1))
+    return results
 
 
 @dataclass
