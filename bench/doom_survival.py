@@ -33,7 +33,7 @@ from wm.actions import TAKECOVER, action_map  # noqa: E402
 from wm.controller import Controller, load_controller  # noqa: E402
 from wm.dream import initial_latents  # noqa: E402
 from wm.io import atomic_path, load_npz  # noqa: E402
-from wm.mdrnn import MDRNN, load_mdrnn  # noqa: E402
+from wm.mdrnn import MDRNN, load_members, load_mdrnn  # noqa: E402
 
 AGES = (50, 100, 200, 300, 500, 1000, 1500, 2100)
 
@@ -121,6 +121,8 @@ def main() -> None:
     mdrnn, latents = load_mdrnn(args.mdrnn), load_npz(args.latents)
     if mdrnn.action_dim != 1:
         ap.error(f"{args.mdrnn} reads {mdrnn.action_dim} action values: this bench is for Take Cover's M")
+    if others := len(load_members(args.mdrnn)):
+        print(f"note: {args.mdrnn} holds an ensemble of {others + 1} Ms (mdrnn.members); this dreams member 0 alone")
     policy, label = None, "random play (the collection policy)"
     lifetimes = np.asarray(latents["lengths"])
     if args.controller:
