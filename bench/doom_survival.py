@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Sequence
 
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
@@ -33,7 +34,7 @@ from wm.actions import TAKECOVER, action_map  # noqa: E402
 from wm.controller import Controller, load_controller  # noqa: E402
 from wm.dream import initial_latents  # noqa: E402
 from wm.io import atomic_path, load_npz  # noqa: E402
-from wm.mdrnn import MDRNN, load_members, load_mdrnn  # noqa: E402
+from wm.mdrnn import MDRNN, load_ensemble  # noqa: E402
 
 AGES = (50, 100, 200, 300, 500, 1000, 1500, 2100)
 
@@ -45,18 +46,25 @@ def real_alive(lifetimes: np.ndarray, max_steps: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def dream_alive(mdrnn: MDRNN, starts: torch.Tensor, policy: Controller | None, temperature: float, dreams: int,
-                max_steps: int, repeat_max: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def dream_alive(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controller | None, temperature: float,
+                dreams: int, max_steps: int, repeat_max: int, seed: int, ensemble_done: str = "max"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Share of dreams alive after each step under `sample` (mean of the product of 1 - P(done)) and under
-    `threshold` (no done logit above 0 yet), each (max_steps,). Deaths never stop a dream here."""
+    `threshold` (no done logit above 0 yet), each (max_steps,). Deaths never stop a dream here.
+
+    With several Ms (an ensemble, as `mdrnn.members` trains it) the dream is theirs, as in wm.dream: C reads the
+    first M's state, each step's z_{t+1} comes from a member drawn anew per dream and step, and P(done) and the done
+    logit are the members' highest (`ensemble_done="max"`) or their mean."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     actions = action_map(TAKECOVER)
+    first = models[0]
     z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
-    state = mdrnn.initial_state(dreams)
+    states = [m.initial_state(dreams) for m in models]
     held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
     survive, never = torch.ones(dreams), torch.ones(dreams, dtype=torch.bool)
     by_sample, by_threshold = np.empty(max_steps), np.empty(max_steps)
+    pool = (lambda x: torch.stack(x).amax(0)) if ensemble_done == "max" else (lambda x: torch.stack(x).mean(0))
     for t in range(max_steps):
         if policy is None:  # the collection policy: a fresh random action when the last one's hold is over
             fresh = left == 0
@@ -66,11 +74,17 @@ def dream_alive(mdrnn: MDRNN, starts: torch.Tensor, policy: Controller | None, t
             left -= 1
             action = torch.from_numpy(held)
         else:
-            action = actions.snap(actions.to_env(policy(z, state[0][0], state[1][0])))
-        uniform = torch.rand(dreams, mdrnn.picks, generator=gen)
-        z, heads, state = mdrnn.step(z, action, state, temperature, uniform, torch.randn(z.shape, generator=gen))
-        survive *= 1.0 - mdrnn.done_prob(heads)
-        never &= heads.done_logit <= 0
+            action = actions.snap(actions.to_env(policy(z, states[0][0][0], states[0][1][0])))
+        uniform = torch.rand(dreams, first.picks, generator=gen)
+        normal = torch.randn(z.shape, generator=gen)
+        outs = [m.step(z, action, s, temperature, uniform, normal) for m, s in zip(models, states)]
+        states = [state for _, _, state in outs]
+        z = outs[0][0]
+        if len(models) > 1:
+            member = torch.randint(len(models), (dreams,), generator=gen)
+            z = torch.stack([z_next for z_next, _, _ in outs])[member, torch.arange(dreams)]
+        survive *= 1.0 - pool([m.done_prob(heads) for m, (_, heads, _) in zip(models, outs)])
+        never &= pool([heads.done_logit for _, heads, _ in outs]) <= 0
         by_sample[t], by_threshold[t] = survive.mean().item(), never.float().mean().item()
     return by_sample, by_threshold
 
@@ -108,6 +122,9 @@ def main() -> None:
     ap.add_argument("--dreams", type=int, default=512)
     ap.add_argument("--max-steps", type=int, default=2100)
     ap.add_argument("--repeat-max", type=int, default=10, help="the collection policy's longest hold")
+    ap.add_argument("--ensemble-done", choices=("max", "mean"), default="max",
+                    help="an ensemble's deaths, as dream.ensemble_done (params/doom.yaml: max)")
+    ap.add_argument("--first-only", action="store_true", help="of an ensemble, dream member 0 alone")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="a PNG of the three survival curves")
@@ -118,11 +135,15 @@ def main() -> None:
     if args.temperature <= 0 or args.dreams < 1 or args.max_steps < 1:
         ap.error("--temperature, --dreams and --max-steps must be positive")
     torch.set_num_threads(args.threads)
-    mdrnn, latents = load_mdrnn(args.mdrnn), load_npz(args.latents)
+    models, latents = load_ensemble(args.mdrnn), load_npz(args.latents)
+    mdrnn = models[0]
     if mdrnn.action_dim != 1:
         ap.error(f"{args.mdrnn} reads {mdrnn.action_dim} action values: this bench is for Take Cover's M")
-    if others := len(load_members(args.mdrnn)):
-        print(f"note: {args.mdrnn} holds an ensemble of {others + 1} Ms (mdrnn.members); this dreams member 0 alone")
+    if args.first_only:
+        models = models[:1]
+    if len(models) > 1:
+        print(f"{args.mdrnn} holds an ensemble of {len(models)} Ms: dreaming all of them, deaths from their "
+              f"{'highest' if args.ensemble_done == 'max' else 'mean'} P(done) (--first-only: member 0 alone)")
     policy, label = None, "random play (the collection policy)"
     lifetimes = np.asarray(latents["lengths"])
     if args.controller:
@@ -134,8 +155,8 @@ def main() -> None:
             ap.error(f"{args.evaluate} has no per-episode `scores`")
         lifetimes = np.asarray(scores, dtype=np.float64)
     real = real_alive(lifetimes, args.max_steps)
-    sample, threshold = dream_alive(mdrnn, initial_latents(latents), policy, args.temperature, args.dreams,
-                                    args.max_steps, args.repeat_max, args.seed)
+    sample, threshold = dream_alive(models, initial_latents(latents), policy, args.temperature, args.dreams,
+                                    args.max_steps, args.repeat_max, args.seed, args.ensemble_done)
     curves = {f"real ({len(lifetimes)} episodes)": real, f"dream, done: sample ({args.dreams} dreams)": sample,
               f"dream, done: threshold ({args.dreams} dreams)": threshold}
     print(f"{label}, tau {args.temperature:g}: share alive after each step")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from flows.runtime import gather
 from ops.tracking import stage_run
 from prefect import flow, task
@@ -10,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from wm.collect import collect_rollout, prepare_dir, todo_indices
 from wm.config import CollectConfig, EnvConfig, load_params
 from wm.io import write_json
-from wm.rollouts import list_rollouts
+from wm.rollouts import list_rollouts, rollout_rewards
 
 
 @task(cache_policy=NO_CACHE)
@@ -36,10 +38,11 @@ def collect_flow(out: str, metrics: str, params_path: str = "params.yaml") -> di
         done = gather(futures, "collect", "rollout")
         seconds = time.perf_counter() - t0
         steps = sum(d["steps"] for d in done)
-        result = {"rollouts": len(list_rollouts(out)), "collected": len(done), "recollected_stale": len(stale),
-                  "recollected_corrupt": len(corrupt),
+        rewards = [rollout_rewards(f) for f in list_rollouts(out)]  # the whole dataset, reused rollouts too
+        result = {"rollouts": len(rewards), "collected": len(done), "recollected_stale": len(stale),
+                  "recollected_corrupt": len(corrupt), "steps": sum(len(r) for r in rewards),
                   "steps_collected": steps, "seconds": seconds, "steps_per_s": steps / seconds if done else 0.0,
-                  "mean_random_return": sum(d["return"] for d in done) / len(done) if done else None}
-        ml.log_metrics({k: v for k, v in result.items() if v is not None})
+                  "mean_random_return": float(np.mean([r.sum(dtype=np.float64) for r in rewards]))}
+        ml.log_metrics(result)
         write_json(metrics, result)
     return result

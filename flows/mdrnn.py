@@ -10,7 +10,7 @@ from wm.checkpoint import stage_checkpoint
 from wm.config import load_params
 from wm.device import resolve_device
 from wm.io import load_npz, write_json
-from wm.mdrnn import load_members, load_mdrnn, save_mdrnn
+from wm.mdrnn import load_ensemble, save_mdrnn
 from wm.seeds import iteration_seed
 from wm.train_mdrnn import train_ensemble
 
@@ -31,7 +31,7 @@ def mdrnn_flow(latents: str, model: str, metrics: str, plot: str, init: str | No
     with stage_run(stage, config) as ml:
         data = load_npz(latents)
         checkpoint = stage_checkpoint(stage, config, [latents, __file__] + ([init] if init else []))
-        previous = [load_mdrnn(init), *load_members(init)] if init else []
+        previous = load_ensemble(init) if init else []
         results = train_ensemble(data, cfg, iteration_seed(p.seed, k), init=previous, checkpoint=checkpoint,
                                  device=resolve_device(p.device))
         result = results[0]  # member 0: the M whose h C reads; its figures are the stage's

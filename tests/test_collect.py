@@ -2,6 +2,7 @@
 safe to kill."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,7 +86,7 @@ def test_rollouts_made_with_other_settings_are_collected_again(tmp_path: Path) -
     assert rollout_path(tmp_path, 0).read_bytes() != before
 
 
-def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> None:
+def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path, prefect_server: str) -> None:
     params = smoke_params()
     params["collect"].update(rollouts=6, max_steps=400)
     params["runner"].update(kind="thread", workers=2)
@@ -114,6 +115,15 @@ def test_killed_collect_leaves_nothing_that_looks_finished(tmp_path: Path) -> No
     assert all(not p.name.startswith(".") for p in out.iterdir())
     missing, stale, corrupt = todo_indices(out, CarRacingConfig(**params["env"]), CollectConfig(**params["collect"]), 0)
     assert len(missing) == 6 - len(finished) and stale == [] and corrupt == {}
+    # the rerun's metrics describe the whole dataset, the reused rollouts too, and say what this run collected
+    subprocess.run([sys.executable, "-m", "flows", "collect", "--out", "data/rollouts", "--metrics",
+                    "metrics/collect.json"], cwd=tmp_path, check=True,
+                   env=subprocess_env(PYTHONPATH=str(REPO), PREFECT_API_URL=prefect_server),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = json.loads((tmp_path / "metrics" / "collect.json").read_text())
+    returns = [float(load_npz(p)["rewards"].astype(np.float64).sum()) for p in list_rollouts(out)]
+    assert (metrics["rollouts"], metrics["steps"], metrics["collected"]) == (6, 2400, 6 - len(finished))
+    assert metrics["mean_random_return"] == pytest.approx(np.mean(returns))
 
 
 def flip_byte(path: Path, offset: int) -> None:

@@ -33,10 +33,18 @@ def test_real_share_alive_counts_episodes_longer_than_each_step() -> None:
 
 
 def test_a_constant_hazard_dream_survives_geometrically_and_never_crosses_the_threshold() -> None:
-    sample, threshold = dream_alive(_constant_hazard_m(0.05), torch.zeros(3, 4), None, temperature=1.15,
+    sample, threshold = dream_alive([_constant_hazard_m(0.05)], torch.zeros(3, 4), None, temperature=1.15,
                                     dreams=16, max_steps=40, repeat_max=10, seed=0)
     assert np.allclose(sample, 0.95 ** np.arange(1, 41), rtol=1e-4)
     assert (threshold == 1.0).all()  # logit = log(0.05 / 0.95) + log 10 < 0
+
+
+def test_an_ensemble_dream_kills_as_its_deadliest_member_or_their_mean() -> None:
+    ensemble = [_constant_hazard_m(0.02), _constant_hazard_m(0.05)]
+    for rule, hazard in (("max", 0.05), ("mean", 0.035)):
+        sample, _ = dream_alive(ensemble, torch.zeros(3, 4), None, temperature=1.15, dreams=16, max_steps=40,
+                                repeat_max=10, seed=0, ensemble_done=rule)
+        assert np.allclose(sample, (1 - hazard) ** np.arange(1, 41), rtol=1e-4), rule
 
 
 def test_the_script_prints_both_curves_draws_them_and_names_bad_input(tmp_path) -> None:

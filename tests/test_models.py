@@ -291,7 +291,7 @@ def test_cma_es_warm_starts_from_x0() -> None:
 
 
 def test_an_ensemble_is_one_file_whose_first_member_loads_as_m(tmp_path) -> None:
-    from wm.mdrnn import load_members, load_mdrnn, save_mdrnn
+    from wm.mdrnn import load_ensemble, load_members, load_mdrnn, save_mdrnn
 
     torch.manual_seed(0)
     ms = [MDRNN(z_dim=4, action_dim=1, hidden=8, gaussians=2) for _ in range(3)]
@@ -304,6 +304,9 @@ def test_an_ensemble_is_one_file_whose_first_member_loads_as_m(tmp_path) -> None
     members = load_members(tmp_path / "three.safetensors")
     assert len(members) == 2
     for got, want in zip(members, ms[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), want.state_dict().values()))
+    assert len(load_ensemble(tmp_path / "one.safetensors")) == 1
+    for got, want in zip(load_ensemble(tmp_path / "three.safetensors"), ms, strict=True):  # one read, in order
         assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), want.state_dict().values()))
     with pytest.raises(ValueError, match="every member"):
         save_mdrnn(tmp_path / "bad.safetensors", ms[0], [MDRNN(z_dim=4, action_dim=1, hidden=16, gaussians=2)])

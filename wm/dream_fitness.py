@@ -20,7 +20,7 @@ from wm.controller import BatchedController
 from wm.device import resolve_device
 from wm.dream import Dream, StartPool, burned_in_starts, first_frame_starts, mixed_pool
 from wm.io import load_npz
-from wm.mdrnn import MDRNN, load_members, load_mdrnn
+from wm.mdrnn import MDRNN, load_ensemble, load_mdrnn
 
 
 def _stamp(*paths: str | Path) -> tuple[float, ...]:
@@ -40,9 +40,9 @@ def start_pool(mdrnn: MDRNN, latents: dict[str, np.ndarray], start: str, first_f
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
            dropout: float, start: str, first_frame_share: float, device: str, done: str, members: tuple[str, ...],
            disagreement: float, ensemble_done: str, stamp: tuple[float, ...]) -> Dream:
-    mdrnn, latents = load_mdrnn(mdrnn_path), load_npz(latents_path)
+    (mdrnn, *ensemble), latents = load_ensemble(mdrnn_path), load_npz(latents_path)
     pool = start_pool(mdrnn, latents, start, first_frame_share)
-    ensemble = load_members(mdrnn_path) + [load_mdrnn(m) for m in members]  # M's own members, then any others
+    ensemble += [load_mdrnn(m) for m in members]  # M's own members, then any others
     return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done, ensemble,
                  disagreement, ensemble_done)
 

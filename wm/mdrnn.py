@@ -210,6 +210,12 @@ def _build(state: dict[str, torch.Tensor], cfg: dict) -> MDRNN:
     return model.eval()
 
 
+def load_ensemble(path: str | Path) -> list[MDRNN]:
+    """Every M saved in M's file, in eval mode, member 0 (the M whose h C reads) first; one M for a single M."""
+    parts, cfg = _split(path)
+    return [_build(state, cfg) for state in parts]
+
+
 def load_mdrnn(path: str | Path) -> MDRNN:
     """Load M in eval mode (of an ensemble, member 0: the M whose h C reads)."""
     parts, cfg = _split(path)
@@ -218,5 +224,4 @@ def load_mdrnn(path: str | Path) -> MDRNN:
 
 def load_members(path: str | Path) -> list[MDRNN]:
     """The other members of the ensemble saved in M's file, in eval mode (none for a single M)."""
-    parts, cfg = _split(path)
-    return [_build(state, cfg) for state in parts[1:]]
+    return load_ensemble(path)[1:]

@@ -47,5 +47,10 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
 
 def rollout_steps(path: str | Path) -> int:
     """Number of env steps in a rollout file (reads only its rewards)."""
-    with np.load(path) as data:
-        return int(len(data["rewards"]))
+    return len(rollout_rewards(path))
+
+
+def rollout_rewards(path: str | Path) -> np.ndarray:
+    """A rollout's rewards, one per step (reads only that array)."""
+    with np.load(path, allow_pickle=False) as data:
+        return np.asarray(data["rewards"])
