@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from wm.actions import TAKECOVER, action_map  # noqa: E402
 from wm.controller import Controller, load_controller  # noqa: E402
-from wm.dream import initial_latents  # noqa: E402
+from wm.dream import initial_latents, pool_deaths  # noqa: E402
 from wm.io import atomic_path, load_npz  # noqa: E402
 from wm.mdrnn import MDRNN, load_ensemble  # noqa: E402
 
@@ -64,7 +64,6 @@ def dream_alive(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controlle
     held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
     survive, never = torch.ones(dreams), torch.ones(dreams, dtype=torch.bool)
     by_sample, by_threshold = np.empty(max_steps), np.empty(max_steps)
-    pool = (lambda x: torch.stack(x).amax(0)) if ensemble_done == "max" else (lambda x: torch.stack(x).mean(0))
     for t in range(max_steps):
         if policy is None:  # the collection policy: a fresh random action when the last one's hold is over
             fresh = left == 0
@@ -83,8 +82,8 @@ def dream_alive(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controlle
         if len(models) > 1:
             member = torch.randint(len(models), (dreams,), generator=gen)
             z = torch.stack([z_next for z_next, _, _ in outs])[member, torch.arange(dreams)]
-        survive *= 1.0 - pool([m.done_prob(heads) for m, (_, heads, _) in zip(models, outs)])
-        never &= pool([heads.done_logit for _, heads, _ in outs]) <= 0
+        survive *= 1.0 - pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(models, outs)], ensemble_done)
+        never &= pool_deaths([heads.done_logit for _, heads, _ in outs], ensemble_done) <= 0
         by_sample[t], by_threshold[t] = survive.mean().item(), never.float().mean().item()
     return by_sample, by_threshold
 

@@ -117,6 +117,12 @@ def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: 
     return StartPool(torch.stack(zs), torch.stack(hs), torch.stack(cs))
 
 
+def pool_deaths(per_member: Sequence[torch.Tensor], ensemble_done: str) -> torch.Tensor:
+    """An ensemble's done logit or P(done) from its members': the highest (`max`) or their mean (`mean`)."""
+    stacked = torch.stack(list(per_member))
+    return stacked.amax(0) if ensemble_done == "max" else stacked.mean(0)
+
+
 def mixed_pool(first: StartPool, other: StartPool, first_share: float) -> StartPool:
     """Both pools in one: a dream starts from `first` with probability `first_share`, else from `other`."""
     if not 0 < first_share < 1:
@@ -244,19 +250,14 @@ class Dream:
             z_next = torch.stack([o[0] for o in outs])[member, torch.arange(p * t, device=member.device)]
             rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
             reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
-            done_logit = self._pool_deaths([heads.done_logit for _, heads, _ in outs])
-            prob = (self._pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)])
+            done_logit = pool_deaths([heads.done_logit for _, heads, _ in outs], self.ensemble_done)
+            prob = (pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)], self.ensemble_done)
                     if self.done == "sample" else None)
         if self.done == "sample":
             done = uniform[:, picks].expand(p, t) < prob.view(p, t)
         else:
             done = done_logit.view(p, t) > 0.0
         return z_next.view(p, t, -1), reward.view(p, t), done, new_state
-
-    def _pool_deaths(self, per_member: list[torch.Tensor]) -> torch.Tensor:
-        """The ensemble's done logit or P(done) from its members': their mean, or the highest (`ensemble_done`)."""
-        stacked = torch.stack(per_member)
-        return stacked.amax(0) if self.ensemble_done == "max" else stacked.mean(0)
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> DreamState:
         """M's state (every member's) for a flat batch of P x T dreams from the trials' start states (T, hidden)."""
