@@ -5,6 +5,11 @@ uses, with timers around the renderer's parts on the env instance. Prints ms per
 for the fast and the stock renderer. "physics and the rest of step" is the step minus the render: Box2D, the car
 model, the tile contact listener and the reward. Timers cost about a microsecond each; the totals include them.
 
+The last lines give the fast renderer's floor: the time its step spends inside pygame's C drawing and scaling calls
+(gfxdraw's polygons, pygame.draw's polygons, the background fill, smoothscale) plus physics. A renderer that draws
+the same pixels with the same pygame calls cannot beat it, whatever its Python costs; stock's time over the floor is
+the most such a renderer could gain.
+
 Usage: python bench/carracing_phases.py [--steps 400] [--seed 0]
 """
 from __future__ import annotations
@@ -23,12 +28,17 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import numpy as np  # noqa: E402
+import pygame  # noqa: E402
+from pygame import gfxdraw  # noqa: E402
 
 from wm.config import CarRacingConfig  # noqa: E402
 from wm.envs import carracing  # noqa: E402
 
-PHASES = ("physics and the rest of step", "draw road and grass", "draw car", "flip, indicators, HUD",
-          "downscale to 96x96 array", "preprocess (crop, 64x64)", "gymnasium wrappers")
+PHASES = ("physics and the rest of step", "draw road and grass", "draw car", "HUD, flip, array copy",
+          "downscale (smoothscale)", "preprocess (crop, 64x64)", "gymnasium wrappers")
+# pygame's C calls the renderers spend their pixels in (module attributes, looked up at each call).
+C_CALLS = ((gfxdraw, "aapolygon"), (gfxdraw, "filled_polygon"), (pygame.draw, "polygon"),
+           (pygame.transform, "smoothscale"))
 
 
 def _timed(fn: Callable[..., Any], key: str, spent: dict[str, float]) -> Callable[..., Any]:
@@ -41,13 +51,27 @@ def _timed(fn: Callable[..., Any], key: str, spent: dict[str, float]) -> Callabl
     return wrapper
 
 
+def _fill_timed(fn: Callable[..., Any], spent: dict[str, float]) -> Callable[..., Any]:
+    """Time fn as "C: background fill", less what its own gfxdraw calls already count."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        inner = spent["C: aapolygon"] + spent["C: filled_polygon"]
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent["C: background fill"] += time.perf_counter() - t0 - (
+                spent["C: aapolygon"] + spent["C: filled_polygon"] - inner)
+    return wrapper
+
+
 def _instrument(env: Any, spent: dict[str, float]) -> None:
     """Put timers on the renderer's parts of this env instance (the car is new after each reset)."""
     u = env.unwrapped
     u._render = _timed(u._render, "render", spent)
     u._render_road = _timed(u._render_road, "draw road and grass", spent)
     u._render_indicators = _timed(u._render_indicators, "indicators", spent)
-    u._create_image_array = _timed(u._create_image_array, "downscale to 96x96 array", spent)
+    if hasattr(u, "_render_background"):  # the fast renderer's flat fill of the canvas
+        u._render_background = _fill_timed(u._render_background, spent)
     u.car.draw = _timed(u.car.draw, "draw car", spent)
 
 
@@ -62,6 +86,9 @@ def profile(fast: bool, steps: int, seed: int) -> tuple[dict[str, float], float]
     _instrument(env, spent)
     preprocess = carracing.preprocess_frame
     carracing.preprocess_frame = _timed(preprocess, "preprocess (crop, 64x64)", spent)
+    originals = [(mod, name, getattr(mod, name)) for mod, name in C_CALLS]
+    for mod, name, fn in originals:
+        setattr(mod, name, _timed(fn, f"C: {name}", spent))
     inner_step = env.unwrapped.step
     env.unwrapped.step = _timed(inner_step, "unwrapped step", spent)
     total = 0.0
@@ -76,16 +103,22 @@ def profile(fast: bool, steps: int, seed: int) -> tuple[dict[str, float], float]
                 env.unwrapped.car.draw = _timed(env.unwrapped.car.draw, "draw car", spent)
     finally:
         carracing.preprocess_frame = preprocess
+        for mod, name, fn in originals:
+            setattr(mod, name, fn)
         env.close()
+    physics = spent["unwrapped step"] - spent["render"]
+    floor = physics + sum(v for k, v in spent.items() if k.startswith("C: "))
+    spent["floor"] = floor
     ms = {
-        "physics and the rest of step": spent["unwrapped step"] - spent["render"],
+        "physics and the rest of step": physics,
         "draw road and grass": spent["draw road and grass"],
         "draw car": spent["draw car"],
-        "flip, indicators, HUD": spent["render"] - spent["draw road and grass"] - spent["draw car"]
-        - spent["downscale to 96x96 array"],
-        "downscale to 96x96 array": spent["downscale to 96x96 array"],
+        "HUD, flip, array copy": spent["render"] - spent["draw road and grass"] - spent["draw car"]
+        - spent["C: smoothscale"],
+        "downscale (smoothscale)": spent["C: smoothscale"],
         "preprocess (crop, 64x64)": spent["preprocess (crop, 64x64)"],
         "gymnasium wrappers": total - spent["unwrapped step"] - spent["preprocess (crop, 64x64)"],
+        "floor": floor,
     }
     return {k: 1000 * v / steps for k, v in ms.items()}, steps / total
 
@@ -101,10 +134,14 @@ def main() -> None:
     for phase in PHASES:
         row = f"{phase:32s}"
         for ms, _ in results.values():
-            row += f"{ms[phase]:16.3f}{ms[phase] / sum(ms.values()):8.1%}"
+            row += f"{ms[phase]:16.3f}{ms[phase] / sum(ms[p] for p in PHASES):8.1%}"
         print(row)
-    print(f"{'total':32s}" + "".join(f"{sum(ms.values()):16.3f}{'':8s}" for ms, _ in results.values()))
+    print(f"{'total':32s}" + "".join(f"{sum(ms[p] for p in PHASES):16.3f}{'':8s}" for ms, _ in results.values()))
     print("steps/s: " + ", ".join(f"{name} {rate:.0f}" for name, (_, rate) in results.items()))
+    fast, stock = results["fast"][0], results["stock"][0]
+    total = {name: sum(ms[p] for p in PHASES) for name, (ms, _) in results.items()}
+    print(f"fast renderer's floor (physics + pygame's C drawing and scaling calls): {fast['floor']:.3f} ms/step; "
+          f"stock / fast {total['stock'] / total['fast']:.2f}x, stock / floor {total['stock'] / fast['floor']:.2f}x")
 
 
 if __name__ == "__main__":

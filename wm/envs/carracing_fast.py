@@ -15,7 +15,16 @@ exact same pixel pipeline but:
 * replaces the huge background quad (up to ~10k scanlines) by a plain fill
   when it provably covers the whole canvas;
 * reuses the canvas surface and the HUD font instead of re-creating them
-  every frame (creating a fresh ``Font`` also throws away its glyph cache).
+  every frame (creating a fresh ``Font`` also throws away its glyph cache);
+* for the observation (``state_pixels``), never flips the 1000x800 canvas.
+  ``smoothscale`` shrinks the width row by row, then the height, so it is the
+  same to shrink the width of the canvas rows the HUD leaves visible, flip
+  those 96-pixel rows, put the HUD's own shrunk rows below them and shrink the
+  height last.  The HUD's black strip covers the bottom 100 rows of the flipped
+  canvas unless a bar grows out of it (a speed over 200 or a wheel spinning
+  over 400 rad/s); then the stock flip is used.  (Clipping the road drawing to
+  the visible rows would not be exact: SDL_gfx's anti-aliased edges change
+  where a clip cuts them.)
 
 Observations are bit-identical to the stock env; ``tests/test_carracing_fast.py``
 checks that.
@@ -49,6 +58,14 @@ _CULL_PAD = 3.0
 # (in pixels) outside the canvas, so neither its fill rule nor its AA outline
 # can differ from a flat fill anywhere on screen.
 _BG_PAD = 8.0
+# The HUD: stock paints rows [_HUD_TOP, _H) of the flipped canvas black, then
+# draws its bars and the score there.  Those are rows [0, _H - _HUD_TOP) of the
+# canvas before the flip; the observation sees the road only below them.
+_HUD_TOP = _H - 5 * (_H / 40.0)
+assert _HUD_TOP == int(_HUD_TOP)
+_HUD_TOP = int(_HUD_TOP)
+_ROAD_RECT = pygame.Rect(0, _H - _HUD_TOP, _W, _HUD_TOP)  # unflipped rows the observation sees road in
+_HUD_RECT = pygame.Rect(0, _HUD_TOP, _W, _H - _HUD_TOP)  # the HUD's rows, flipped
 
 
 def _grass_quads() -> np.ndarray:
@@ -91,8 +108,11 @@ class FastCarRacing(CarRacing):
         self._road_src: list | None = None  # road_poly list the cache was built from
         self._road_len = -1
         self._quads: np.ndarray = _GRASS
+        self._centres: np.ndarray = _GRASS.mean(axis=1)
+        self._radii: np.ndarray = np.zeros(len(_GRASS))
         self._road_colors: list = []
         self._canvas: pygame.Surface | None = None
+        self._hud: pygame.Surface | None = None  # the flipped canvas's HUD strip, drawn apart
         self._hud_font: pygame.font.Font | None = None
 
     # -- caches -------------------------------------------------------------
@@ -106,6 +126,9 @@ class FastCarRacing(CarRacing):
                 [[(p[0], p[1]) for p in poly] for poly, _ in road], dtype=np.float64
             ).reshape(-1, 4, 2)
             self._quads = np.concatenate([_GRASS, road_xy])
+            # Each quad's world-space centre and the radius of a disc holding it.
+            self._centres = self._quads.mean(axis=1)
+            self._radii = np.linalg.norm(self._quads - self._centres[:, None], axis=2).max(axis=1)
             # Keep the colour *objects*: tile colours are numpy arrays that the
             # contact listener mutates in place, so they must be read per frame.
             self._road_colors = [color for _, color in road]
@@ -116,7 +139,7 @@ class FastCarRacing(CarRacing):
     # -- rendering ----------------------------------------------------------
 
     def _render(self, mode: str) -> Any:
-        """Stock _render, but with a reused canvas and HUD font."""
+        """Stock _render, with a reused canvas and HUD font, and the HUD drawn apart for observations."""
         assert mode in self.metadata["render_modes"]
 
         if not pygame.font.get_init():
@@ -136,7 +159,8 @@ class FastCarRacing(CarRacing):
         # canvas, so reusing it is equivalent to a fresh black surface.
         if self._canvas is None:
             self._canvas = pygame.Surface((_W, _H))
-        self.surf = self._canvas
+        canvas = self._canvas
+        self.surf = canvas
 
         assert self.car is not None
         angle = -self.car.hull.angle
@@ -148,6 +172,7 @@ class FastCarRacing(CarRacing):
         trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (_W / 2 + trans[0], _H / 4 + trans[1])
 
+        hud_apart = mode == "state_pixels" and self._hud_stays_in_strip()
         self._render_road(zoom, trans, angle)
         self.car.draw(
             self.surf,
@@ -156,18 +181,12 @@ class FastCarRacing(CarRacing):
             angle,
             mode not in ["state_pixels_list", "state_pixels"],
         )
+        if hud_apart:
+            return self._observation_hud_apart(canvas)
 
         self.surf = pygame.transform.flip(self.surf, False, True)
         self._render_indicators(_W, _H)
-
-        if self._hud_font is None:
-            self._hud_font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        text = self._hud_font.render(
-            f"{self.reward:04.0f}", True, (255, 255, 255), (0, 0, 0)
-        )
-        text_rect = text.get_rect()
-        text_rect.center = (60, _H - _H * 2.5 / 40.0)
-        self.surf.blit(text, text_rect)
+        self._render_score()
 
         if mode == "human":
             pygame.event.pump()
@@ -183,6 +202,45 @@ class FastCarRacing(CarRacing):
             return self._create_image_array(self.surf, (_cr.STATE_W, _cr.STATE_H))
         return self.isopen
 
+    def _render_score(self) -> None:
+        """The episode's score at the bottom left, as stock draws it."""
+        if self._hud_font is None:
+            self._hud_font = pygame.font.Font(pygame.font.get_default_font(), 42)
+        text = self._hud_font.render(
+            f"{self.reward:04.0f}", True, (255, 255, 255), (0, 0, 0)
+        )
+        text_rect = text.get_rect()
+        text_rect.center = (60, _H - _H * 2.5 / 40.0)
+        self.surf.blit(text, text_rect)
+
+    def _hud_stays_in_strip(self) -> bool:
+        """True if every HUD bar ends inside the black strip (stock's own arithmetic)."""
+        assert self.car is not None
+        h = _H / 40.0
+        vx, vy = self.car.hull.linearVelocity
+        values = [0.02 * float(np.sqrt(np.square(vx) + np.square(vy)))]
+        values += [0.01 * w.omega for w in self.car.wheels]
+        return all(_H - (h + h * v) >= _HUD_TOP for v in values)
+
+    def _observation_hud_apart(self, canvas: pygame.Surface) -> np.ndarray:
+        """The stock observation, from the unflipped canvas and a separately drawn HUD."""
+        if self._hud is None:
+            self._hud = pygame.Surface((_W, _H))
+        road = pygame.transform.smoothscale(
+            canvas.subsurface(_ROAD_RECT), (_cr.STATE_W, _HUD_TOP)
+        )
+        self.surf = self._hud
+        self._render_indicators(_W, _H)
+        self._render_score()
+        hud = pygame.transform.smoothscale(
+            self._hud.subsurface(_HUD_RECT), (_cr.STATE_W, _H - _HUD_TOP)
+        )
+        self.surf = canvas
+        rows = pygame.Surface((_cr.STATE_W, _H))
+        rows.blit(pygame.transform.flip(road, False, True), (0, 0))
+        rows.blit(hud, (0, _HUD_TOP))
+        return self._create_image_array(rows, (_cr.STATE_W, _cr.STATE_H))
+
     def _render_road(
         self, zoom: float, translation: Sequence[float], angle: float
     ) -> None:
@@ -193,9 +251,33 @@ class FastCarRacing(CarRacing):
 
         self._render_background(surf, c, s, zoom, tx, ty)
 
+        visible, pts = self._visible_quads(c, s, zoom, tx, ty)
+        grass_color = self.grass_color
+        road_colors = self._road_colors
+        # Indices are ascending, so draw order (grass, then road) matches stock.
+        for i, poly in zip(visible.tolist(), pts):
+            if i < _N_GRASS:
+                color = grass_color
+            else:
+                color = [int(v) for v in road_colors[i - _N_GRASS]]
+            gfxdraw.aapolygon(surf, poly, color)
+            gfxdraw.filled_polygon(surf, poly, color)
+
+    def _visible_quads(
+        self, c: float, s: float, zoom: float, tx: float, ty: float
+    ) -> tuple[np.ndarray, list]:
+        """Indices (ascending) of the quads to draw, and their screen vertices."""
         quads = self._world_quads()
-        x = quads[..., 0]
-        y = quads[..., 1]
+        # A cheap first pass in world space, before the exact tests below: keep
+        # the quads whose bounding box (inside a disc of sqrt(2) x the quad's
+        # radius, whatever the rotation) can reach the disc around the padded
+        # canvas.  It passes every quad the exact tests would keep.
+        dx, dy = _W / 2 - tx, _H / 2 - ty
+        centre = np.array([c * dx + s * dy, c * dy - s * dx]) / zoom
+        reach = np.hypot(_W / 2 + _CULL_PAD, _H / 2 + _CULL_PAD) / zoom + np.sqrt(2.0) * self._radii + 1.0
+        candidates = np.flatnonzero(np.square(self._centres - centre).sum(axis=1) <= np.square(reach))
+        x = quads[candidates, :, 0]
+        y = quads[candidates, :, 1]
         # Same operation order as stock (rotate, then scale, then translate)
         # so every coordinate rounds identically.
         px = (c * x - s * y) * zoom + tx
@@ -215,21 +297,8 @@ class FastCarRacing(CarRacing):
             & (py.max(axis=1) >= -_CULL_PAD)
             & (py.min(axis=1) <= _H + _CULL_PAD)
         )
-        visible = np.flatnonzero(near & overlaps)
-        if visible.size == 0:
-            return
-
-        pts = np.stack([px[visible], py[visible]], axis=-1).tolist()
-        grass_color = self.grass_color
-        road_colors = self._road_colors
-        # Indices are ascending, so draw order (grass, then road) matches stock.
-        for i, poly in zip(visible.tolist(), pts):
-            if i < _N_GRASS:
-                color = grass_color
-            else:
-                color = [int(v) for v in road_colors[i - _N_GRASS]]
-            gfxdraw.aapolygon(surf, poly, color)
-            gfxdraw.filled_polygon(surf, poly, color)
+        keep = near & overlaps
+        return candidates[keep], np.stack([px[keep], py[keep]], axis=-1).tolist()
 
     def _render_background(
         self,
