@@ -15,7 +15,7 @@ With --mdrnn, no M is trained: every row uses that M, and the variants are --set
 dream sections (`--set controller.arch=v_only,controller.max_steps=150 --set dream.temperature=1.3` gives two rows).
 --members adds more trained Ms beside it (as does an --mdrnn file that holds an ensemble, mdrnn.members > 1): every
 row's dream is then that ensemble (C reads --mdrnn's h; each dream step's z comes from a random member, the reward
-and P(done) are the members' mean; `--set disagreement=1` pays the mean minus 1 x their standard deviation,
+and P(done) are the members' mean; `--set dream.disagreement=1` pays the mean minus 1 x their standard deviation,
 `--set dream.ensemble_done=max` draws deaths from the highest P(done)). The env is --params' (CarRacing or Take Cover).
 
 Usage: python bench/dream_ablation.py --params params/dream.yaml --vae models/vae.safetensors
@@ -104,24 +104,23 @@ def main() -> None:
         for name in rows:
             t0 = time.perf_counter()
             if a.mdrnn:  # the given M; the row's overrides change C and the dream only
-                c_cfg, d_cfg, disagreement = cfg, p.dream, 0.0
+                c_cfg, d_cfg = cfg, p.dream
                 for item in filter(None, name.split(",")):
                     key, value = item.split("=", 1)
                     section, field = key.split(".", 1) if "." in key else (key, "")
-                    if section == "disagreement":
-                        disagreement = float(value)
-                    elif section == "controller":
+                    if section == "controller":
                         c_cfg = c_cfg.model_copy(update={field: type(getattr(c_cfg, field))(value)})
                     elif section == "dream":
                         d_cfg = d_cfg.model_copy(update={field: type(getattr(d_cfg, field))(value)})
                     else:
-                        raise SystemExit(f"--set {key}: with --mdrnn, only controller.*, dream.* and disagreement")
+                        raise SystemExit(f"--set {key}: with --mdrnn, only controller.* and dream.*")
                 m_path, paths = a.mdrnn, [a.mdrnn, *a.members]
             else:
                 c_cfg = cfg
                 m_over, d_over = VARIANTS[name]
                 d_cfg = p.dream.model_copy(update=d_over)
                 members, disagreement = ENSEMBLES.get(name, (1, 0.0))
+                d_cfg = d_cfg.model_copy(update={"disagreement": disagreement})
                 models = [train_mdrnn(data, p.mdrnn.model_copy(update=m_over), p.seed + i, progress=False).model
                           for i in range(members)]
                 paths = [str(Path(tmp) / f"{name}_m{i}.safetensors") for i in range(members)]
@@ -129,8 +128,7 @@ def main() -> None:
                     save_mdrnn(path, model)
                 m_path = paths[0]  # C reads the first M's h, in the dream and in the real env
             mdrnn = load_mdrnn(m_path)
-            fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, p.env.id, p.device, members=tuple(paths[1:]),
-                                   disagreement=disagreement)
+            fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, p.env.id, p.device, members=tuple(paths[1:]))
             c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units, p.env.id, c_cfg.z_input)
             result = train_cmaes(c.num_params(), c_cfg, fitness.population, p.seed)
             c.set_flat(result.best_params)

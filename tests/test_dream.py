@@ -99,7 +99,8 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
                            DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
-                                       first_frame_share=0.0, done="threshold", ensemble_done="mean"))
+                                       first_frame_share=0.0, done="threshold", ensemble_done="mean",
+                                       disagreement=0.0))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -350,9 +351,9 @@ def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None
     cfg = ControllerConfig(**{**smoke_params()["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 200})
     flat = list(candidates("linear", 2, z_dim=4, h_dim=8).numpy())
 
-    def score(path: str, ensemble_done: str, members: tuple[str, ...] = ()) -> list[float]:
+    def score(path: str, ensemble_done: str, members: tuple[str, ...] = (), disagreement: float = 0.0) -> list[float]:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
-                            done="sample", ensemble_done=ensemble_done)
+                            done="sample", ensemble_done=ensemble_done, disagreement=disagreement)
         fitness = DreamFitness(str(tmp_path / path), str(tmp_path / "latents.npz"), cfg, dream, members=members)
         return fitness.population(flat, list(range(100)))
 
@@ -361,6 +362,26 @@ def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None
     assert score("ensemble.safetensors", "max") == score("safe.safetensors", "max", beside)
     lives = {how: np.mean(score("ensemble.safetensors", how)) for how in ("mean", "max")}
     assert abs(lives["mean"] - 1 / 0.11) < 1.5 and abs(lives["max"] - 1 / 0.2) < 1.0  # as the Dream test above
+
+
+def test_dream_disagreement_in_params_pays_an_ensemble_less_where_its_members_disagree(world, tmp_path) -> None:
+    mdrnn, pool = world
+    torch.manual_seed(1)
+    other = MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3).eval()
+    save_mdrnn(tmp_path / "ensemble.safetensors", mdrnn, [other])
+    save_npz(tmp_path / "latents.npz", mu=np.repeat(pool.numpy(), 2, axis=0), lengths=np.full(len(pool), 2))
+    cfg = ControllerConfig(**{**smoke_params()["controller"], "mode": "dream", "hidden_units": 5, "max_steps": 20})
+    flat = list(candidates("linear", 3).numpy())
+
+    def score(disagreement: float) -> np.ndarray:
+        dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
+                            done="threshold", ensemble_done="mean", disagreement=disagreement)
+        return np.asarray(DreamFitness(str(tmp_path / "ensemble.safetensors"), str(tmp_path / "latents.npz"), cfg,
+                                       dream).population(flat, [1, 2, 3]))
+
+    calm, wary = score(0.0), score(1.0)
+    assert (wary < calm).all()  # the same dreams (the penalty never moves z), each step paid less
+    assert np.allclose(calm - score(2.0), 2 * (calm - wary), rtol=1e-3, atol=1e-3)
 
 
 def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world) -> None:

@@ -45,6 +45,8 @@ BAD = [
     (["dream", "start"], "anywhere", "dream.start"),
     (["mdrnn", "members"], 0, "mdrnn.members"),
     (["dream", "ensemble_done"], "min", "dream.ensemble_done"),
+    (["dream", "disagreement"], -1.0, "dream.disagreement"),
+    (["dream", "disagreement"], 1.0, "dream.disagreement penalises the members' disagreement"),  # smoke: one M
     (["dream", "first_frame_share"], 1.0, "dream.first_frame_share"),
     (["dream", "first_frame_share"], 0.5, "dream.first_frame_share mixes first frames"),  # smoke: first_frame
     (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch

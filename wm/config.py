@@ -168,6 +168,9 @@ class DreamConfig(_Section):
     # an ensemble's death (mdrnn.members > 1): from the members' mean done logit or P(done), or `max`, the most
     # pessimistic member's, so that C must survive every member
     ensemble_done: Literal["mean", "max"]
+    # an ensemble's reward (mdrnn.members > 1): the members' mean minus this many of their standard deviations, so
+    # a step pays less where the Ms disagree (where the data is thin); 0.0 pays the mean
+    disagreement: float = Field(ge=0, le=10)
 
 
 class IterateConfig(_Section):
@@ -257,6 +260,9 @@ class Params(_Section):
         if self.mdrnn.members > 1 and self.dream.start != "first_frame":
             raise ValueError("mdrnn.members > 1 dreams from first frames only (the members' states after a burn-in "
                              "differ): set dream.start: first_frame")
+        if self.dream.disagreement > 0 and self.mdrnn.members == 1:
+            raise ValueError("dream.disagreement penalises the members' disagreement: it needs mdrnn.members > 1 "
+                             "(or set it to 0.0)")
         if self.iterations and self.controller.mode != "dream":
             raise ValueError("iterations need controller.mode: dream "
                              "(the iterative procedure trains C only in the dream)")

@@ -1,8 +1,9 @@
 """Dream fitness for CMA-ES: candidates' returns in M's dream at temperature tau, a whole population per call.
 
 Built once per flow from paths and config. An M file holding an ensemble (mdrnn.members > 1) dreams as that
-ensemble, its deaths by dream.ensemble_done. Dreams start from real states of the encoded rollouts (first frames, or
-any frame with M burned in, or an on-road one, by `dream.start`); the dream is loaded once per process and reused.
+ensemble: its deaths by dream.ensemble_done, its reward by dream.disagreement. Dreams start from real states of the
+encoded rollouts (first frames, or any frame with M burned in, or an on-road one, by `dream.start`); the dream is
+loaded once per process and reused.
 """
 from __future__ import annotations
 
@@ -58,14 +59,14 @@ class DreamFitness:
     env: str = CARRACING  # whose actions C outputs (wm.actions)
     device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
     members: tuple[str, ...] = ()  # more Ms beside those saved in M's file (wm.dream.Dream), C reading the first's h
-    disagreement: float = 0.0  # the ensemble's reward: mean - disagreement * std over the members
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
                       self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
-                      self.disagreement, self.dream.ensemble_done, _stamp(self.mdrnn, self.latents, *self.members))
+                      self.dream.disagreement, self.dream.ensemble_done,
+                      _stamp(self.mdrnn, self.latents, *self.members))
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
