@@ -107,12 +107,13 @@ class FastCarRacing(CarRacing):
         super().__init__(*args, **kwargs)
         self._road_src: list | None = None  # road_poly list the cache was built from
         self._road_len = -1
-        self._quads: np.ndarray = _GRASS
-        self._centres: np.ndarray = _GRASS.mean(axis=1)
-        self._radii: np.ndarray = np.zeros(len(_GRASS))
+        self._quads: np.ndarray = _GRASS  # these three are rebuilt by _world_quads before first use
+        self._centres: np.ndarray = np.empty((0, 2))
+        self._radii: np.ndarray = np.empty(0)
         self._road_colors: list = []
         self._canvas: pygame.Surface | None = None
         self._hud: pygame.Surface | None = None  # the flipped canvas's HUD strip, drawn apart
+        self._rows: pygame.Surface | None = None  # the observation's rows before the last shrink
         self._hud_font: pygame.font.Font | None = None
 
     # -- caches -------------------------------------------------------------
@@ -226,6 +227,7 @@ class FastCarRacing(CarRacing):
         """The stock observation, from the unflipped canvas and a separately drawn HUD."""
         if self._hud is None:
             self._hud = pygame.Surface((_W, _H))
+            self._rows = pygame.Surface((_cr.STATE_W, _H))
         road = pygame.transform.smoothscale(
             canvas.subsurface(_ROAD_RECT), (_cr.STATE_W, _HUD_TOP)
         )
@@ -236,7 +238,8 @@ class FastCarRacing(CarRacing):
             self._hud.subsurface(_HUD_RECT), (_cr.STATE_W, _H - _HUD_TOP)
         )
         self.surf = canvas
-        rows = pygame.Surface((_cr.STATE_W, _H))
+        rows = self._rows  # both blits below cover it whole, so nothing of the last frame shows
+        assert rows is not None
         rows.blit(pygame.transform.flip(road, False, True), (0, 0))
         rows.blit(hud, (0, _HUD_TOP))
         return self._create_image_array(rows, (_cr.STATE_W, _cr.STATE_H))
