@@ -118,9 +118,8 @@ def main() -> None:
             else:
                 c_cfg = cfg
                 m_over, d_over = VARIANTS[name]
-                d_cfg = p.dream.model_copy(update=d_over)
                 members, disagreement = ENSEMBLES.get(name, (1, 0.0))
-                d_cfg = d_cfg.model_copy(update={"disagreement": disagreement})
+                d_cfg = p.dream.model_copy(update={**d_over, "disagreement": disagreement})
                 models = [train_mdrnn(data, p.mdrnn.model_copy(update=m_over), p.seed + i, progress=False).model
                           for i in range(members)]
                 paths = [str(Path(tmp) / f"{name}_m{i}.safetensors") for i in range(members)]
