@@ -8,7 +8,8 @@ import torch
 from conftest import smoke_params
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController, Controller, to_env_action
-from wm.dream import Dream, DreamEnv, StartPool, burned_in_starts, mixed_pool, on_road_frames
+from wm.dream import (MIN_ROWS, Dream, DreamEnv, StartPool, burned_in_starts, mixed_pool, on_road_frames, rows_to_step,
+                      seeded_generator)
 from wm.dream_fitness import DreamFitness, start_pool
 from wm.io import save_npz
 from wm.mdrnn import MDRNN, save_mdrnn
@@ -393,3 +394,64 @@ def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world
     burned = StartPool(pool, torch.ones(len(pool), 32), torch.ones(len(pool), 32))
     with pytest.raises(ValueError, match="first frames"):
         Dream(mdrnn, burned, members=[mdrnn])
+
+
+def _every_row_every_step(dream: Dream, policy: BatchedController, seeds: list[int]):
+    """The dream as it ran before it skipped ended dreams: M steps all P x T rows until the last one ends."""
+    p, t = policy.population, len(seeds)
+    gen = seeded_generator(seeds)
+    z0, h0, c0 = dream.start(gen, t)
+    z = z0.unsqueeze(0).expand(p, t, dream.z_dim).contiguous()
+    masks, state = dream.draw_masks(gen, t), dream.initial_state(h0, c0, p)
+    total, steps = torch.zeros(p, t), torch.zeros(p, t, dtype=torch.long)
+    alive, trace = torch.ones(p, t, dtype=torch.bool), [z.clone()]
+    for _ in range(dream.max_steps):
+        uniform, normal = dream.draw_noise(gen, t)
+        action = policy.actions.snap(policy.actions.to_env(policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1))))
+        z, reward, done, state = dream.step(z, action, state, uniform, normal, masks)
+        total += reward * alive
+        steps += alive
+        alive &= ~done
+        trace.append(z.clone())
+        if not alive.any():
+            break
+    return total, steps, torch.stack(trace)
+
+
+@pytest.mark.parametrize("members", [0, 2])
+def test_a_dream_steps_only_the_live_dreams_and_plays_them_as_if_all_were_stepped(members: int) -> None:
+    """Ended dreams leave M's batch (the live ones are topped up to MIN_ROWS): every return, length and latent of
+    a live dream is what stepping all P x T rows gives, while the batch shrinks from 80 rows to a few."""
+    torch.manual_seed(0)
+    ms = [MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3, reward_kind="tile", tile_reward=3.0, done_weight=4.0,
+                mixture="per_dim").eval() for _ in range(1 + members)]
+    with torch.no_grad():
+        for m in ms:  # deaths come at varied ages: a small hazard that moves with h
+            m.head.bias[-1] = -2.0
+    dream = Dream(ms[0], torch.randn(10, 8), temperature=1.2, max_steps=120, done="sample", members=ms[1:],
+                  ensemble_done="max", dropout=0.1)
+    policy = BatchedController("hidden", candidates("hidden", 8), 8, 32, 5)
+    seeds = list(range(10))  # 8 candidates x 10 trials = 80 rows
+    got = dream.rollout(policy, seeds, record=True)
+    total, steps, trace = _every_row_every_step(dream, policy, seeds)
+    assert torch.equal(got.steps, steps)
+    assert int(steps.min()) < 10 and int((steps > 80).sum()) < MIN_ROWS  # the batch did shrink below MIN_ROWS
+    assert torch.allclose(got.returns, total, atol=1e-5)
+    for i in range(8):
+        for j in range(10):  # a dream's latents up to its end (after it they mean nothing)
+            n = int(steps[i, j])
+            assert torch.allclose(got.latents[: n + 1, i, j], trace[: n + 1, i, j], atol=1e-5)
+
+
+def test_rows_to_step_are_the_live_dreams_topped_up_with_ended_ones() -> None:
+    alive = torch.ones(8, 10, dtype=torch.bool)
+    assert rows_to_step(alive) is None  # all alive: the whole batch, no gathering
+    alive.view(-1)[::2] = False
+    assert torch.equal(rows_to_step(alive), torch.arange(1, 80, 2))  # 40 live rows >= MIN_ROWS
+    alive[:] = False
+    alive[3, 4] = True
+    rows = rows_to_step(alive)
+    assert len(rows) == MIN_ROWS and 34 in rows.tolist() and bool((rows[1:] > rows[:-1]).all())
+    small = torch.zeros(2, 3, dtype=torch.bool)
+    small[1, 2] = True
+    assert torch.equal(rows_to_step(small), torch.arange(6))  # fewer rows than MIN_ROWS: all of them

@@ -117,6 +117,25 @@ def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: 
     return StartPool(torch.stack(zs), torch.stack(hs), torch.stack(cs))
 
 
+MIN_ROWS = 32  # a shrunken dream batch keeps at least this many rows: M's kernels round alike from about 12 rows up
+
+
+def rows_to_step(alive: torch.Tensor) -> torch.Tensor | None:
+    """The flat rows of a (P, T) batch of dreams that M must step: None while every dream is alive, else the live
+    ones, topped up with dead ones to MIN_ROWS. A dead dream's result is never read, so skipping it changes nothing
+    but the time, while each live row's numbers stay those of the whole batch (torch's matmuls give a row the same
+    bits at any batch size of 12 or more on the CPUs measured; smaller batches take other kernels)."""
+    flat = alive.reshape(-1)
+    n = len(flat)
+    live = flat.nonzero().squeeze(1)
+    if len(live) == n:
+        return None
+    short = min(MIN_ROWS, n) - len(live)
+    if short > 0:
+        live = torch.sort(torch.cat([live, (~flat).nonzero().squeeze(1)[:short]])).values
+    return live
+
+
 def pool_deaths(per_member: Sequence[torch.Tensor], ensemble_done: str) -> torch.Tensor:
     """An ensemble's done logit or P(done) from its members': the highest (`max`) or their mean (`mean`)."""
     stacked = torch.stack(list(per_member))
@@ -141,7 +160,8 @@ def seeded_generator(seeds: Sequence[int]) -> torch.Generator:
 
 @dataclass
 class DreamResult:
-    """Per (candidate, trial) returns and lengths; `latents` (steps+1, P, T, z) only when recorded."""
+    """Per (candidate, trial) returns and lengths; `latents` (steps+1, P, T, z) only when recorded (a dream's
+    latents after its end mean nothing)."""
 
     returns: torch.Tensor
     steps: torch.Tensor
@@ -232,32 +252,39 @@ class Dream:
         or with `ensemble_done="max"` their highest.
         """
         p, t = z.shape[:2]
-        flat_masks = None if masks is None else masks.expand(p, t, self.hidden).reshape(p * t, -1)
-        flat_z, flat_a = z.reshape(p * t, -1), action.reshape(p * t, -1)
+
+        def rows(x: torch.Tensor) -> torch.Tensor:  # a trial's (T, k) values, one row per (candidate, trial)
+            return x.expand(p, t, x.shape[-1]).reshape(p * t, -1)
+
+        z_next, reward, done, new_state = self.step_rows(
+            z.reshape(p * t, -1), action.reshape(p * t, -1), state, rows(uniform), rows(normal),
+            None if masks is None else rows(masks))
+        return z_next.view(p, t, -1), reward.view(p, t), done.view(p, t), new_state
+
+    @torch.no_grad()
+    def step_rows(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
+                  normal: torch.Tensor, masks: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DreamState]:
+        """`step` for a flat batch of B dreams, each row with its own noise (B, 1 to 3) and (B, z), and mask."""
         picks = self.mdrnn.picks  # 1, or z_dim for a per-dimension mixture
-        pick = uniform[:, :picks].expand(p, t, picks).reshape(p * t, picks)
-        noise = normal.expand(p, t, self.z_dim).reshape(p * t, -1)
-        outs = [m.step(flat_z, flat_a, (state[2 * i], state[2 * i + 1]), self.temperature, pick, noise, flat_masks)
-                for i, m in enumerate(self.models)]
+        outs = [m.step(z, action, (state[2 * i], state[2 * i + 1]), self.temperature, uniform[:, :picks], normal,
+                       masks) for i, m in enumerate(self.models)]
         new_state = tuple(x for _, _, member_state in outs for x in member_state)
         if len(outs) == 1:
             z_next, heads, _ = outs[0]
             reward, done_logit, prob = self.mdrnn.expected_reward(heads), heads.done_logit, None
             if self.done == "sample":
                 prob = self.mdrnn.done_prob(heads)
-        else:  # each trial's z_{t+1} comes from one member, picked by the step's last uniform
-            member = (uniform[:, -1] * len(outs)).long().clamp_(max=len(outs) - 1).expand(p, t).reshape(-1)
-            z_next = torch.stack([o[0] for o in outs])[member, torch.arange(p * t, device=member.device)]
+        else:  # each dream's z_{t+1} comes from one member, picked by the step's last uniform
+            member = (uniform[:, -1] * len(outs)).long().clamp_(max=len(outs) - 1)
+            z_next = torch.stack([o[0] for o in outs])[member, torch.arange(len(z), device=member.device)]
             rewards = torch.stack([m.expected_reward(heads) for m, (_, heads, _) in zip(self.models, outs)])
             reward = rewards.mean(0) - self.disagreement * rewards.std(0, correction=0)
             done_logit = pool_deaths([heads.done_logit for _, heads, _ in outs], self.ensemble_done)
             prob = (pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)], self.ensemble_done)
                     if self.done == "sample" else None)
-        if self.done == "sample":
-            done = uniform[:, picks].expand(p, t) < prob.view(p, t)
-        else:
-            done = done_logit.view(p, t) > 0.0
-        return z_next.view(p, t, -1), reward.view(p, t), done, new_state
+        done = uniform[:, picks] < prob if self.done == "sample" else done_logit > 0.0
+        return z_next, reward, done, new_state
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor, population: int) -> DreamState:
         """M's state (every member's) for a flat batch of P x T dreams from the trials' start states (T, hidden)."""
@@ -286,7 +313,18 @@ class Dream:
             uniform, normal = self.draw_noise(gen, t)
             raw = policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1))
             action = policy.actions.snap(policy.actions.to_env(raw))
-            z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
+            rows = rows_to_step(alive)
+            if rows is None:
+                z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
+            else:  # only M's dreams that are still alive (and a few dead ones) take this step; the rest keep still
+                tr = rows % t  # flat row r is candidate r // t on trial r % t
+                z_r, reward_r, done_r, state_r = self.step_rows(
+                    z.view(p * t, -1)[rows], action.reshape(p * t, -1)[rows], tuple(x[:, rows] for x in state),
+                    uniform[tr], normal[tr], None if masks is None else masks[tr])
+                z = z.view(p * t, -1).index_copy(0, rows, z_r).view(p, t, -1)
+                state = tuple(x.index_copy(1, rows, x_r) for x, x_r in zip(state, state_r))
+                reward = torch.zeros(p * t, device=dev).index_copy_(0, rows, reward_r).view(p, t)
+                done = torch.zeros(p * t, dtype=torch.bool, device=dev).index_copy_(0, rows, done_r).view(p, t)
             total += reward * alive
             steps += alive
             if self.patience is not None:
