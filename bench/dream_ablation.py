@@ -27,6 +27,7 @@ Prints one markdown table row per variant.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -87,7 +88,8 @@ def main() -> None:
     ap.add_argument("--mdrnn", default=None, help="use this M in every row; rows are the --set overrides")
     ap.add_argument("--set", action="append", default=[], help="controller./dream. overrides for one row, comma list")
     ap.add_argument("--members", nargs="*", default=[], help="with --mdrnn: more Ms, for an ensemble dream")
-    ap.add_argument("--keep", default=None, help="a folder to keep each row's C in (row<i>_c.safetensors)")
+    ap.add_argument("--keep", default=None, help="a folder to keep each row's C (row<i>_c.safetensors) and its "
+                    "CMA-ES log, checks and real returns (row<i>_log.json) in")
     a = ap.parse_args()
     if a.members and not a.mdrnn:
         raise SystemExit("--members needs --mdrnn (the M whose h C reads)")
@@ -142,6 +144,8 @@ def main() -> None:
             if a.keep:
                 Path(a.keep).mkdir(parents=True, exist_ok=True)
                 save_controller(str(Path(a.keep) / f"row{rows.index(name)}_c.safetensors"), c)
+                log = {"history": result.history, "checks": result.checks, "real": scores.tolist()}
+                (Path(a.keep) / f"row{rows.index(name)}_log.json").write_text(json.dumps(log))
 
 if __name__ == "__main__":
     main()
