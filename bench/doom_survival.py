@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
@@ -45,43 +45,56 @@ def real_alive(lifetimes: np.ndarray, max_steps: int) -> np.ndarray:
     return (np.asarray(lifetimes)[None, :] > steps[:, None]).mean(axis=1)
 
 
+def collection_action(rng: np.random.Generator, held: np.ndarray, left: np.ndarray, repeat_max: int) -> torch.Tensor:
+    """The collection policy's next action for each dream (B, 1): a fresh random one (snapped to left, stay or right)
+    where the last one's hold is over, held for 1..repeat_max steps. Updates `held` and `left` in place."""
+    fresh = left == 0
+    raw = rng.uniform(-1.0, 1.0, (int(fresh.sum()), 1)).astype(np.float32)
+    held[fresh] = action_map(TAKECOVER).snap(torch.from_numpy(raw)).numpy()
+    left[fresh] = rng.integers(1, repeat_max + 1, int(fresh.sum()))
+    left -= 1
+    return torch.from_numpy(held)
+
+
 @torch.no_grad()
+def dream_steps(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controller | None, temperature: float,
+                dreams: int, max_steps: int, repeat_max: int, seed: int) -> Iterator[list[tuple]]:
+    """Play one policy in an ensemble's dream as wm.dream does, never stopping at a death; yield each step's members'
+    outputs [(z_next, heads, state), ...]. C reads the first M's state, and each step's z_{t+1} comes from a member
+    drawn anew per dream and step. The collection policy plays when `policy` is None."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    actions = action_map(TAKECOVER)
+    z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
+    states = [m.initial_state(dreams) for m in models]
+    held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
+    for _ in range(max_steps):
+        if policy is None:
+            action = collection_action(rng, held, left, repeat_max)
+        else:
+            action = actions.snap(actions.to_env(policy(z, states[0][0][0], states[0][1][0])))
+        uniform = torch.rand(dreams, models[0].picks, generator=gen)
+        normal = torch.randn(z.shape, generator=gen)
+        outs = [m.step(z, action, s, temperature, uniform, normal) for m, s in zip(models, states)]
+        states = [state for _, _, state in outs]
+        yield outs
+        z = outs[0][0]
+        if len(models) > 1:
+            member = torch.randint(len(models), (dreams,), generator=gen)
+            z = torch.stack([z_next for z_next, _, _ in outs])[member, torch.arange(dreams)]
+
+
 def dream_alive(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controller | None, temperature: float,
                 dreams: int, max_steps: int, repeat_max: int, seed: int, ensemble_done: str = "max"
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Share of dreams alive after each step under `sample` (mean of the product of 1 - P(done)) and under
     `threshold` (no done logit above 0 yet), each (max_steps,). Deaths never stop a dream here.
 
-    With several Ms (an ensemble, as `mdrnn.members` trains it) the dream is theirs, as in wm.dream: C reads the
-    first M's state, each step's z_{t+1} comes from a member drawn anew per dream and step, and P(done) and the done
-    logit are the members' highest (`ensemble_done="max"`) or their mean."""
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    actions = action_map(TAKECOVER)
-    first = models[0]
-    z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
-    states = [m.initial_state(dreams) for m in models]
-    held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
+    With several Ms (an ensemble, as `mdrnn.members` trains it) the dream is theirs (`dream_steps`): P(done) and the
+    done logit are the members' highest (`ensemble_done="max"`) or their mean."""
     survive, never = torch.ones(dreams), torch.ones(dreams, dtype=torch.bool)
     by_sample, by_threshold = np.empty(max_steps), np.empty(max_steps)
-    for t in range(max_steps):
-        if policy is None:  # the collection policy: a fresh random action when the last one's hold is over
-            fresh = left == 0
-            raw = rng.uniform(-1.0, 1.0, (int(fresh.sum()), 1)).astype(np.float32)
-            held[fresh] = actions.snap(torch.from_numpy(raw)).numpy()
-            left[fresh] = rng.integers(1, repeat_max + 1, int(fresh.sum()))
-            left -= 1
-            action = torch.from_numpy(held)
-        else:
-            action = actions.snap(actions.to_env(policy(z, states[0][0][0], states[0][1][0])))
-        uniform = torch.rand(dreams, first.picks, generator=gen)
-        normal = torch.randn(z.shape, generator=gen)
-        outs = [m.step(z, action, s, temperature, uniform, normal) for m, s in zip(models, states)]
-        states = [state for _, _, state in outs]
-        z = outs[0][0]
-        if len(models) > 1:
-            member = torch.randint(len(models), (dreams,), generator=gen)
-            z = torch.stack([z_next for z_next, _, _ in outs])[member, torch.arange(dreams)]
+    for t, outs in enumerate(dream_steps(models, starts, policy, temperature, dreams, max_steps, repeat_max, seed)):
         survive *= 1.0 - pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(models, outs)], ensemble_done)
         never &= pool_deaths([heads.done_logit for _, heads, _ in outs], ensemble_done) <= 0
         by_sample[t], by_threshold[t] = survive.mean().item(), never.float().mean().item()

@@ -1,0 +1,112 @@
+"""Does the check that picks C pick what the real game prefers? Every checked CMA mean, scored three ways.
+
+CMA-ES in the dream scores its mean every `controller.eval_every` generations on `controller.eval_episodes` check
+dreams and keeps the best-checked mean as C. This reruns that training exactly as the `controller` stage does (the
+same V, M, latents, params and seeds, so the checks and the chosen C are the stage's, bit for bit on one CPU model),
+keeps every checked mean, and scores each on `--dreams` held-out dreams (seeds no check or generation uses) and in
+the real env over `--episodes` evaluation episodes. Nothing here feeds back into training: the real scores are a
+diagnostic of the picking rule, never a fitness.
+
+Prints one markdown row per check (check score, held-out dream score, real score ± its standard error) and, with
+`--out`, writes them as JSON. A picker that followed the game would choose the row with the best real score; the
+stage chooses the best check.
+
+Usage: python bench/cma_checks.py --params params.yaml --vae models/vae.safetensors
+       --latents data/iter0/latents.npz --mdrnn models/iter0/mdrnn.safetensors [--episodes 100] [--dreams 128]
+       [--out checks.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import numpy as np  # noqa: E402
+from pydantic import TypeAdapter  # noqa: E402
+
+from wm.agent import load_agent, run_episode  # noqa: E402
+from wm.cmaes import train_cmaes  # noqa: E402
+from wm.config import EnvConfig, load_params  # noqa: E402
+from wm.controller import Controller, save_controller  # noqa: E402
+from wm.dream_fitness import DreamFitness  # noqa: E402
+from wm.io import atomic_path  # noqa: E402
+from wm.mdrnn import load_mdrnn  # noqa: E402
+from wm.seeds import check_seeds, eval_seeds  # noqa: E402
+
+HELD_OUT = 1_000  # held-out dreams use check_seeds(seed + HELD_OUT, n): a key no stage derives a seed from
+
+
+def play(args: tuple[str, str, str, dict, int, int]) -> float:
+    """One real evaluation episode (in a worker process)."""
+    import torch
+
+    torch.set_num_threads(1)
+    vae, mdrnn, controller, env, seed, steps = args
+    return run_episode(load_agent(vae, mdrnn, controller), TypeAdapter(EnvConfig).validate_python(env), seed,
+                       steps)["return"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--vae", required=True)
+    ap.add_argument("--latents", required=True)
+    ap.add_argument("--mdrnn", required=True, help="M's file as the mdrnn stage wrote it (an ensemble if it holds one)")
+    ap.add_argument("--episodes", type=int, default=100, help="real evaluation episodes per checked mean")
+    ap.add_argument("--dreams", type=int, default=128, help="held-out dreams per checked mean")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", help="write the rows as JSON here")
+    a = ap.parse_args()
+    p = load_params(a.params)
+    cfg = p.controller.model_copy(update={"mode": "dream"})
+    fitness = DreamFitness(a.mdrnn, a.latents, cfg, p.dream, p.env.id, p.device)
+    means: list[np.ndarray] = []
+
+    def score(candidates, seeds):  # the checks are the calls with one candidate: keep what they score
+        if len(candidates) == 1:
+            means.append(np.asarray(candidates[0]).copy())
+        return fitness.population(candidates, seeds)
+
+    mdrnn = load_mdrnn(a.mdrnn)
+    c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input)
+    t0 = time.perf_counter()
+    result = train_cmaes(c.num_params(), cfg, score, p.seed)
+    print(f"CMA-ES: {cfg.population} x {cfg.trials} x {cfg.generations}, seed {p.seed}, {time.perf_counter() - t0:.0f} s; "
+          f"chosen check {result.best_score:.2f}")
+    held_out = check_seeds(p.seed + HELD_OUT, a.dreams)
+    rows = []
+    print(f"| generation | check ({cfg.eval_episodes} dreams) | held-out dream ({a.dreams}) | "
+          f"real ({a.episodes} episodes) ± SE | chosen |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(a.workers) as pool:
+        for check, params in zip(result.checks, means):
+            dream = float(np.mean(fitness.population([params], held_out)))
+            c.set_flat(params)
+            path = str(Path(tmp) / f"c{int(check['generation'])}.safetensors")
+            save_controller(path, c)
+            jobs = [(a.vae, a.mdrnn, path, p.env.model_dump(), s, p.evaluate.max_steps) for s in eval_seeds(a.episodes)]
+            real = np.asarray(list(pool.map(play, jobs)))
+            chosen = bool(np.array_equal(params, result.best_params))
+            row = {"generation": int(check["generation"]), "check": check["check_mean_return"], "held_out_dream": dream,
+                   "real": float(real.mean()), "real_se": float(real.std(ddof=1) / np.sqrt(len(real))),
+                   "chosen": chosen, "episodes": real.tolist()}
+            rows.append(row)
+            print(f"| {row['generation']} | {row['check']:.1f} | {dream:.1f} | {row['real']:.1f} ± {row['real_se']:.1f} | "
+                  f"{'yes' if chosen else ''} |", flush=True)
+    if a.out:
+        with atomic_path(a.out) as tmp_out:
+            Path(tmp_out).write_text(json.dumps({"seed": p.seed, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
