@@ -13,7 +13,7 @@ stage chooses the best check.
 
 Usage: python bench/cma_checks.py --params params.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz --mdrnn models/iter0/mdrnn.safetensors [--episodes 100] [--dreams 128]
-       [--out checks.json]
+       [--generations 120 --eval-every 20] [--out checks.json]
 """
 from __future__ import annotations
 
@@ -64,11 +64,14 @@ def main() -> None:
     ap.add_argument("--mdrnn", required=True, help="M's file as the mdrnn stage wrote it (an ensemble if it holds one)")
     ap.add_argument("--episodes", type=int, default=100, help="real evaluation episodes per checked mean")
     ap.add_argument("--dreams", type=int, default=128, help="held-out dreams per checked mean")
+    ap.add_argument("--generations", type=int, help="override controller.generations (the first ones are the stage's)")
+    ap.add_argument("--eval-every", type=int, help="override controller.eval_every")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", help="write the rows as JSON here")
     a = ap.parse_args()
     p = load_params(a.params)
-    cfg = p.controller.model_copy(update={"mode": "dream"})
+    cfg = p.controller.model_copy(update={"mode": "dream", **({"generations": a.generations} if a.generations else {}),
+                                          **({"eval_every": a.eval_every} if a.eval_every else {})})
     fitness = DreamFitness(a.mdrnn, a.latents, cfg, p.dream, p.env.id, p.device)
     means: list[np.ndarray] = []
 
