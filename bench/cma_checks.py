@@ -32,11 +32,9 @@ if str(_ROOT) not in sys.path:
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
-from pydantic import TypeAdapter  # noqa: E402
-
-from wm.agent import load_agent, run_episode  # noqa: E402
+from dream_ablation import play  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
-from wm.config import EnvConfig, load_params  # noqa: E402
+from wm.config import load_params  # noqa: E402
 from wm.controller import Controller, save_controller  # noqa: E402
 from wm.dream_fitness import DreamFitness  # noqa: E402
 from wm.io import atomic_path  # noqa: E402
@@ -44,16 +42,6 @@ from wm.mdrnn import load_mdrnn  # noqa: E402
 from wm.seeds import check_seeds, eval_seeds  # noqa: E402
 
 HELD_OUT = 1_000  # held-out dreams use check_seeds(seed + HELD_OUT, n): a key no stage derives a seed from
-
-
-def play(args: tuple[str, str, str, dict, int, int]) -> float:
-    """One real evaluation episode (in a worker process)."""
-    import torch
-
-    torch.set_num_threads(1)
-    vae, mdrnn, controller, env, seed, steps = args
-    return run_episode(load_agent(vae, mdrnn, controller), TypeAdapter(EnvConfig).validate_python(env), seed,
-                       steps)["return"]
 
 
 def main() -> None:
