@@ -11,9 +11,13 @@ Prints one markdown row per check (check score, held-out dream score, real score
 `--out`, writes them as JSON. A picker that followed the game would choose the row with the best real score; the
 stage chooses the best check.
 
+`--real-at` limits the scored rows to some checked generations (the other checks only record the CMA mean, with no
+dream). `--average A-B` adds a row for the average of the CMA means checked at generations A to B (parameter
+averaging, as SWA does for SGD); with `--eval-every 1` that is every generation's mean.
+
 Usage: python bench/cma_checks.py --params params.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz --mdrnn models/iter0/mdrnn.safetensors [--episodes 100] [--dreams 128]
-       [--generations 120 --eval-every 20] [--out checks.json]
+       [--generations 120 --eval-every 20] [--real-at 60,120] [--average 61-120] [--out checks.json]
 """
 from __future__ import annotations
 
@@ -54,18 +58,30 @@ def main() -> None:
     ap.add_argument("--dreams", type=int, default=128, help="held-out dreams per checked mean")
     ap.add_argument("--generations", type=int, help="override controller.generations (the first ones are the stage's)")
     ap.add_argument("--eval-every", type=int, help="override controller.eval_every")
+    ap.add_argument("--real-at", help="comma-separated checked generations to score (default: every check)")
+    ap.add_argument("--average", action="append", default=[], metavar="A-B",
+                    help="also score the average of the means checked at generations A..B (repeatable)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a controller key, e.g. population=64 (repeatable)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", help="write the rows as JSON here")
     a = ap.parse_args()
     p = load_params(a.params)
+    overrides = {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     cfg = p.controller.model_copy(update={"mode": "dream", **({"generations": a.generations} if a.generations else {}),
-                                          **({"eval_every": a.eval_every} if a.eval_every else {})})
+                                          **({"eval_every": a.eval_every} if a.eval_every else {}), **overrides})
+    checked = [g for g in range(1, cfg.generations + 1) if g % cfg.eval_every == 0 or g == cfg.generations]
+    real_at = set(checked) if not a.real_at else {int(g) for g in a.real_at.split(",")}
+    if not real_at <= set(checked):
+        ap.error(f"--real-at {sorted(real_at - set(checked))} are not checked generations ({checked[:5]}...)")
     fitness = DreamFitness(a.mdrnn, a.latents, cfg, p.dream, p.env.id, p.device)
     means: list[np.ndarray] = []
 
     def score(candidates, seeds):  # the checks are the calls with one candidate: keep what they score
         if len(candidates) == 1:
             means.append(np.asarray(candidates[0]).copy())
+            if checked[len(means) - 1] not in real_at:
+                return [float("nan")]  # recorded for --average only; a check never steers CMA-ES
         return fitness.population(candidates, seeds)
 
     mdrnn = load_mdrnn(a.mdrnn)
@@ -79,16 +95,27 @@ def main() -> None:
     print(f"| generation | check ({cfg.eval_episodes} dreams) | held-out dream ({a.dreams}) | "
           f"real ({a.episodes} episodes) ± SE | chosen |")
     print("|---|---|---|---|---|")
+    todo = [(c, m) for c, m in zip(result.checks, means) if int(c["generation"]) in real_at]
+    for span in a.average:
+        lo, hi = (int(g) for g in span.split("-"))
+        picked = [m for g, m in zip(checked, means) if lo <= g <= hi]
+        if not picked:
+            ap.error(f"--average {span}: no checked generation in it")
+        avg = np.mean(picked, axis=0)
+        todo.append(({"generation": f"avg {lo}-{hi} ({len(picked)} means)",
+                      "check_mean_return": float(np.mean(fitness.population([avg], check_seeds(p.seed, cfg.eval_episodes))))},
+                     avg))
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(a.workers) as pool:
-        for check, params in zip(result.checks, means):
+        for n, (check, params) in enumerate(todo):
             dream = float(np.mean(fitness.population([params], held_out)))
             c.set_flat(params)
-            path = str(Path(tmp) / f"c{int(check['generation'])}.safetensors")
+            path = str(Path(tmp) / f"c{n}.safetensors")
             save_controller(path, c)
             jobs = [(a.vae, a.mdrnn, path, p.env.model_dump(), s, p.evaluate.max_steps) for s in eval_seeds(a.episodes)]
             real = np.asarray(list(pool.map(play, jobs)))
             chosen = bool(np.array_equal(params, result.best_params))
-            row = {"generation": int(check["generation"]), "check": check["check_mean_return"], "held_out_dream": dream,
+            gen = check["generation"]
+            row = {"generation": int(gen) if isinstance(gen, float) else gen, "check": check["check_mean_return"], "held_out_dream": dream,
                    "real": float(real.mean()), "real_se": float(real.std(ddof=1) / np.sqrt(len(real))),
                    "chosen": chosen, "episodes": real.tolist()}
             rows.append(row)
