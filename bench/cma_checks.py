@@ -36,9 +36,11 @@ if str(_ROOT) not in sys.path:
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 from dream_ablation import play  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
-from wm.config import load_params  # noqa: E402
+from wm.config import ControllerConfig, load_params  # noqa: E402
 from wm.controller import Controller, save_controller  # noqa: E402
 from wm.dream_fitness import DreamFitness  # noqa: E402
 from wm.io import atomic_path  # noqa: E402
@@ -46,6 +48,47 @@ from wm.mdrnn import load_mdrnn  # noqa: E402
 from wm.seeds import check_seeds, eval_seeds  # noqa: E402
 
 HELD_OUT = 1_000  # held-out dreams use check_seeds(seed + HELD_OUT, n): a key no stage derives a seed from
+
+
+def controller_config(cfg: ControllerConfig, generations: int | None, eval_every: int | None,
+                      sets: list[str]) -> ControllerConfig:
+    """`cfg` in dream mode with the command line's overrides, validated by the params schema."""
+    update: dict[str, object] = {"mode": "dream"}
+    if generations:
+        update["generations"] = generations
+    if eval_every:
+        update["eval_every"] = eval_every
+    for kv in sets:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise ValueError(f"--set {kv!r}: expected KEY=VALUE")
+        update[key] = yaml.safe_load(value)
+    try:
+        return ControllerConfig.model_validate({**cfg.model_dump(), **update})
+    except ValidationError as e:
+        raise ValueError(f"controller overrides: {e}") from None
+
+
+def plan(generations: int, eval_every: int, real_at: str | None, averages: list[str]
+         ) -> tuple[list[int], set[int], list[tuple[int, int]]]:
+    """The checked generations, those to score (`--real-at`, default all) and the `--average` spans, checked."""
+    checked = [g for g in range(1, generations + 1) if g % eval_every == 0 or g == generations]
+    try:
+        scored = set(checked) if not real_at else {int(g) for g in real_at.split(",")}
+    except ValueError:
+        raise ValueError(f"--real-at {real_at!r}: expected comma-separated generations") from None
+    if not scored <= set(checked):
+        raise ValueError(f"--real-at {sorted(scored - set(checked))}: not checked generations "
+                         f"(checks every {eval_every} of {generations})")
+    spans = []
+    for span in averages:
+        lo, sep, hi = span.partition("-")
+        if not (sep and lo.isdigit() and hi.isdigit()):
+            raise ValueError(f"--average {span!r}: expected A-B, e.g. 61-120")
+        if not any(int(lo) <= g <= int(hi) for g in checked):
+            raise ValueError(f"--average {span}: no checked generation in it (checks every {eval_every})")
+        spans.append((int(lo), int(hi)))
+    return checked, scored, spans
 
 
 def main() -> None:
@@ -67,13 +110,11 @@ def main() -> None:
     ap.add_argument("--out", help="write the rows as JSON here")
     a = ap.parse_args()
     p = load_params(a.params)
-    overrides = {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in (kv.split("=", 1) for kv in a.set)}
-    cfg = p.controller.model_copy(update={"mode": "dream", **({"generations": a.generations} if a.generations else {}),
-                                          **({"eval_every": a.eval_every} if a.eval_every else {}), **overrides})
-    checked = [g for g in range(1, cfg.generations + 1) if g % cfg.eval_every == 0 or g == cfg.generations]
-    real_at = set(checked) if not a.real_at else {int(g) for g in a.real_at.split(",")}
-    if not real_at <= set(checked):
-        ap.error(f"--real-at {sorted(real_at - set(checked))} are not checked generations ({checked[:5]}...)")
+    try:
+        cfg = controller_config(p.controller, a.generations, a.eval_every, a.set)
+        checked, real_at, spans = plan(cfg.generations, cfg.eval_every, a.real_at, a.average)
+    except ValueError as e:
+        ap.error(str(e))
     fitness = DreamFitness(a.mdrnn, a.latents, cfg, p.dream, p.env.id, p.device)
     means: list[np.ndarray] = []
 
@@ -96,11 +137,8 @@ def main() -> None:
           f"real ({a.episodes} episodes) ± SE | chosen |")
     print("|---|---|---|---|---|")
     todo = [(c, m) for c, m in zip(result.checks, means) if int(c["generation"]) in real_at]
-    for span in a.average:
-        lo, hi = (int(g) for g in span.split("-"))
+    for lo, hi in spans:
         picked = [m for g, m in zip(checked, means) if lo <= g <= hi]
-        if not picked:
-            ap.error(f"--average {span}: no checked generation in it")
         avg = np.mean(picked, axis=0)
         todo.append(({"generation": f"avg {lo}-{hi} ({len(picked)} means)",
                       "check_mean_return": float(np.mean(fitness.population([avg], check_seeds(p.seed, cfg.eval_episodes))))},
