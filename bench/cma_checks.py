@@ -17,7 +17,7 @@ averaging, as SWA does for SGD); with `--eval-every 1` that is every generation'
 
 Usage: python bench/cma_checks.py --params params.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz --mdrnn models/iter0/mdrnn.safetensors [--episodes 100] [--dreams 128]
-       [--generations 120 --eval-every 20] [--real-at 60,120] [--average 61-120] [--out checks.json]
+       [--generations 120 --eval-every 20] [--real-at 60,120] [--average 61-120] [--set population=64] [--out checks.json]
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def main() -> None:
     print(f"| generation | check ({cfg.eval_episodes} dreams) | held-out dream ({a.dreams}) | "
           f"real ({a.episodes} episodes) ± SE | chosen |")
     print("|---|---|---|---|---|")
-    todo = [(c, m) for c, m in zip(result.checks, means) if int(c["generation"]) in real_at]
+    todo = [(chk, m) for chk, m in zip(result.checks, means) if int(chk["generation"]) in real_at]
     for lo, hi in spans:
         picked = [m for g, m in zip(checked, means) if lo <= g <= hi]
         avg = np.mean(picked, axis=0)
