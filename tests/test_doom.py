@@ -22,9 +22,9 @@ from wm.collect import collect_rollout
 from wm.config import CollectConfig, MdrnnConfig, ParamsError, TakeCoverConfig, load_params
 from wm.envs import make_env
 from wm.io import load_npz
-from wm.mdrnn import load_members
+from wm.mdrnn import MDRNN, load_members
 from wm.policies import RepeatPolicy
-from wm.train_mdrnn import make_windows, train_mdrnn
+from wm.train_mdrnn import episode_state, make_windows, step_tensors, train_mdrnn
 
 DOOM = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
 ENV = TakeCoverConfig(**DOOM["env"])
@@ -182,6 +182,45 @@ def test_the_done_head_cannot_learn_deaths_by_counting_steps() -> None:
     with torch.no_grad():  # a dream's view: from M's zero state, 40 steps of an ordinary episode
         heads, _ = model(torch.from_numpy(latents["mu"][None, :40]), torch.zeros(1, 40, 1))
     assert torch.sigmoid(heads.done_logit[0]).max() < 0.5
+
+
+def _long_rollouts(seed: int, lengths: list[int]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = sum(lengths)
+    dones = np.zeros(n, np.float32)
+    dones[np.cumsum(lengths) - 1] = 1.0
+    return {"mu": rng.standard_normal((n, 4)).astype(np.float32), "logsigma": np.full((n, 4), -30.0, np.float32),
+            "actions": rng.uniform(-1, 1, (n, 1)).astype(np.float32), "rewards": np.ones(n, np.float32),
+            "dones": dones, "lengths": np.array(lengths)}
+
+
+def test_a_window_inside_a_long_episode_starts_where_the_episode_left_m() -> None:
+    # mdrnn.window_state episode: a window at step 16 of a rollout must see what M would at step 16 of the whole episode
+    latents = _long_rollouts(2, [40, 25])
+    data, model = step_tensors(latents), MDRNN(4, 1, hidden=8, gaussians=2).eval()
+    gen = torch.Generator().manual_seed(0)
+    assert episode_state(model, data, torch.tensor([0, 40]), gen) is None  # every window at its rollout's start
+    h, c = episode_state(model, data, torch.tensor([16, 0, 40, 57, 30]), gen)
+    mu, actions = torch.from_numpy(latents["mu"]), torch.from_numpy(latents["actions"])
+    with torch.no_grad():
+        whole, _ = model(mu[None, :40], actions[None, :40])
+        window, _ = model(mu[None, 16:32], actions[None, 16:32], (h[:, :1], c[:, :1]))
+        _, (h_second, c_second) = model(mu[None, 40:57], actions[None, 40:57])
+    torch.testing.assert_close(window.done_logit, whole.done_logit[:, 16:32])
+    torch.testing.assert_close(window.mus, whole.mus[:, 16:32])
+    torch.testing.assert_close((h[:, 3], c[:, 3]), (h_second[:, 0], c_second[:, 0]))  # the second rollout's own steps
+    assert not h[:, 1:3].any() and not c[:, 1:3].any()  # windows at a rollout's first step start from zero
+    assert h[:, 4].abs().sum() > 0 and not torch.allclose(h[:, 4], h[:, 0])  # step 30: another state than step 16
+
+
+def test_m_trains_from_the_episode_s_state_and_that_changes_what_it_learns() -> None:
+    latents = _long_rollouts(3, [70, 45, 90, 60] * 2)
+    cfg = MdrnnConfig(**{**DOOM["mdrnn"], "hidden": 16, "seq_len": 16, "epochs": 2, "batch_size": 8, "lr": 0.01,
+                         "holdout": 0.25, "open_loop": 4})
+    zero = train_mdrnn(latents, cfg, seed=0, progress=False)
+    episode = train_mdrnn(latents, cfg.model_copy(update={"window_state": "episode"}), seed=0, progress=False)
+    assert np.isfinite(episode.heldout["loss"]) and episode.heldout["loss"] != zero.heldout["loss"]
+    assert not torch.equal(episode.model.lstm.weight_hh_l0, zero.model.lstm.weight_hh_l0)
 
 
 @pytest.mark.e2e

@@ -97,6 +97,10 @@ class MdrnnConfig(_Section):
     # temperature every dimension picks its own component and the dream is noisier
     mixture: Literal["joint", "per_dim"]
     seq_len: int = Field(ge=2)
+    # the LSTM state a training window of a rollout longer than seq_len starts from: zero (as if the episode began
+    # there), or episode (M's state after reading that rollout's earlier steps, run without gradient, so the window
+    # sees the episode's true age: a death at step 900 is learned at step 900, not 0-512 steps after a zero state)
+    window_state: Literal["zero", "episode"]
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)

@@ -140,7 +140,7 @@ class MDRNN(nn.Module):
         return self.heads(F.dropout(out, self.dropout, self.training)), state
 
     def unroll(self, z: torch.Tensor, actions: torch.Tensor, open_loop: int, uniform: torch.Tensor,
-               normal: torch.Tensor) -> Heads:
+               normal: torch.Tensor, state: State | None = None) -> Heads:
         """Head outputs per step for sequences (B, T, ...) where the last `open_loop` steps read M's own z.
 
         The first T - open_loop steps read the real z; from then on each step reads the z sampled from the previous
@@ -150,8 +150,8 @@ class MDRNN(nn.Module):
         steps = z.shape[1]
         real = steps - open_loop
         if open_loop == 0:
-            return self(z, actions)[0]
-        out, state = self.lstm(torch.cat([z[:, :real], actions[:, :real]], dim=-1))
+            return self(z, actions, state)[0]
+        out, state = self.lstm(torch.cat([z[:, :real], actions[:, :real]], dim=-1), state)
         outs = [F.dropout(out, self.dropout, self.training)]
         z_in = sample(self.heads(outs[0][:, -1]), 1.0, uniform[:, 0], normal[:, 0])
         for i, t in enumerate(range(real, steps)):

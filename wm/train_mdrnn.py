@@ -7,11 +7,12 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm import tqdm
 
 from wm.checkpoint import Checkpoint, restore_training, training_state
 from wm.config import MdrnnConfig
-from wm.mdrnn import MDRNN, STEP_REWARD, Heads, gmm_nll
+from wm.mdrnn import MDRNN, STEP_REWARD, Heads, State, gmm_nll
 
 
 @dataclass
@@ -34,7 +35,9 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
     it always last, an LSTM that starts every window from zero would learn "done at step seq_len" by counting.
 
     A rollout no longer than seq_len is one window from its first step (the steps past its end are masked), so M
-    learns whole episodes from a zero state, as a dream starts; its terminal step, if any, is already in it."""
+    learns whole episodes from a zero state, as a dream starts; its terminal step, if any, is already in it.
+    With mdrnn.window_state `episode`, a window inside a longer rollout starts from M's state after the rollout's
+    earlier steps (`episode_state`), so there the terminal step's position no longer matters; it stays random."""
     rng = np.random.default_rng(seed)
     starts, offset = [], 0
     for i, n in enumerate(lengths):
@@ -45,6 +48,17 @@ def make_windows(lengths: np.ndarray, seq_len: int, terminated: np.ndarray | Non
         starts.extend(offset + s for s in own)
         offset += int(n)
     return np.asarray(starts, dtype=np.int64)
+
+
+def step_tensors(latents: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The encode stage's arrays as tensors, plus each step's rollout bounds: `first` and `end` (its last step)."""
+    data = {k: torch.from_numpy(np.asarray(latents[k], dtype=np.float32))
+            for k in ("mu", "logsigma", "actions", "rewards", "dones")}
+    lengths = np.asarray(latents["lengths"], dtype=np.int64)
+    ends = np.cumsum(lengths) - 1
+    data["end"] = torch.from_numpy(np.repeat(ends, lengths))
+    data["first"] = torch.from_numpy(np.repeat(ends - lengths + 1, lengths))
+    return data
 
 
 def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, gen: torch.Generator,
@@ -64,6 +78,33 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
                  torch.randn(b, open_loop, mu.shape[-1], generator=gen).to(device))
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
             data["dones"][idx[:, :-1]], valid, has_next, noise)
+
+
+@torch.no_grad()
+def episode_state(model: MDRNN, data: dict[str, torch.Tensor], starts: torch.Tensor, gen: torch.Generator,
+                  bf16: bool = False) -> State | None:
+    """M's LSTM state at each window's first step after reading its rollout's earlier steps, z drawn from V's
+    posterior as in training (zero for a window at its rollout's first step; None when all windows are there).
+
+    No gradient flows into these steps: the window trains as truncated backpropagation through time, from the
+    state the whole episode leads to under M's current weights."""
+    device = data["mu"].device
+    starts = starts.to(device)
+    first = data["first"][starts]
+    ages = starts - first  # steps of the rollout before the window
+    if not bool((ages > 0).any()):
+        return None
+    reads = ages.clamp(min=1)
+    idx = first[:, None] + torch.arange(int(ages.max()), device=device)[None, :]
+    idx = torch.minimum(idx, (first + reads - 1)[:, None])  # padding past a window's own steps, packed away below
+    mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
+    z = mu + sigma * torch.randn(mu.shape, generator=gen).to(device)
+    steps = pack_padded_sequence(torch.cat([z, data["actions"][idx]], dim=-1), reads.cpu(), batch_first=True,
+                                 enforce_sorted=False)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        _, (h, c) = model.lstm(steps)
+    fresh = (ages == 0)[None, :, None]
+    return h.float().masked_fill(fresh, 0.0), c.float().masked_fill(fresh, 0.0)
 
 
 def heldout_rollouts(n: int, holdout: float, pick: str = "last") -> np.ndarray:
@@ -91,10 +132,10 @@ def tile_reward(rewards: np.ndarray) -> float:
 
 
 def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0,
-            bf16: bool = False) -> dict[str, torch.Tensor]:
+            bf16: bool = False, state: State | None = None) -> dict[str, torch.Tensor]:
     z, a, z_next, r, d, valid, has_next, noise = batch
     with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=bf16):  # M's matrix products in bf16
-        heads = model(z, a)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise)
+        heads = model(z, a, state)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise, state)
     if bf16:  # the mixture's log-likelihood and the losses in fp32
         heads = Heads(*(h.float() for h in heads))
     step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
@@ -135,11 +176,9 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    data = {k: torch.from_numpy(np.asarray(latents[k], dtype=np.float32))
-            for k in ("mu", "logsigma", "actions", "rewards", "dones")}
+    data = step_tensors(latents)
     lengths = latents["lengths"]
     ends = np.cumsum(lengths) - 1
-    data["end"] = torch.from_numpy(np.repeat(ends, lengths).astype(np.int64))
     terminated = np.asarray(latents["dones"], dtype=bool)[ends]
     windows = make_windows(lengths, cfg.seq_len, terminated, seed)
     held = heldout_rollouts(len(lengths), cfg.holdout, cfg.holdout_from)
@@ -180,7 +219,8 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
         for i in bar:
             starts = perm[i:i + cfg.batch_size]
             batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks)
-            losses = _losses(model, batch, cfg.reward_weight, cfg.done_weight, cfg.bf16)
+            state = episode_state(model, data, starts, gen, cfg.bf16) if cfg.window_state == "episode" else None
+            losses = _losses(model, batch, cfg.reward_weight, cfg.done_weight, cfg.bf16, state)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -264,7 +304,8 @@ def evaluate_mdrnn(model: MDRNN, data: dict[str, torch.Tensor], windows: torch.T
     for i in range(0, len(windows), 256):
         starts = windows[i:i + 256]
         batch = _batch(data, starts, cfg.seq_len, gen, cfg.open_loop, model.picks)
-        for k, v in _losses(model, batch, cfg.reward_weight, cfg.done_weight).items():
+        state = episode_state(model, data, starts, gen) if cfg.window_state == "episode" else None
+        for k, v in _losses(model, batch, cfg.reward_weight, cfg.done_weight, state=state).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(starts)
     model.train()
     out = {k: v / len(windows) for k, v in sums.items()}
