@@ -38,14 +38,38 @@ def dream_population(fitness: DreamFitness, candidates: np.ndarray, seeds: list[
     return fitness.population(list(candidates), seeds)
 
 
+def hazard_report(dream: DreamFitness) -> dict[str, float]:
+    """With dream.hazard: calibrated, fit the dream's age offsets now, print them beside the hazards they came
+    from, and return a summary for the metrics: the mean gap, in log hazard, between dream and rollouts."""
+    fit = dream.age_fit()
+    if fit is None:
+        return {}
+    print(f"the dream's hazard by age (deaths per 1,000 steps of random play), {len(fit.offsets)} bands of "
+          f"{fit.band} steps; largest offset change per round: {', '.join(f'{c:.2f}' for c in fit.rounds)}")
+    print(f"{'age':>6} {'rollouts':>9} {'deaths':>7} {'dream':>8} {'calibrated':>11} {'offset':>7}")
+    for row, deaths in zip(fit.rows(), fit.real_deaths):
+        print(f"{row['age']:>6} {row['real']:>9.2f} {deaths:>7} {row['dream']:>8.2f} {row['calibrated']:>11.2f} "
+              f"{row['offset']:>7.2f}")
+    reached = [i for i, d in enumerate(fit.real_deaths) if d > 0]
+
+    def gap(dreamed: list[float]) -> float:
+        return float(np.mean([abs(np.log(dreamed[i] / fit.real[i])) for i in reached]))
+
+    return {"hazard_gap_before": gap(fit.dream_before), "hazard_gap_after": gap(fit.dream_after),
+            "hazard_offset_first": fit.offsets[0], "hazard_offset_last": fit.offsets[-1]}
+
+
 def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents: str
-                ) -> tuple[ScorePopulation, Callable[[], int], str]:
-    """The population scorer for controller.mode, built once; a counter of the real-env steps it has used; and a
-    few words on where it scores."""
+                ) -> tuple[ScorePopulation, Callable[[], int], str, dict[str, float]]:
+    """The population scorer for controller.mode, built once; a counter of the real-env steps it has used; a few
+    words on where it scores; and, for a calibrated dream, a summary of its age offsets."""
     if cfg.mode == "dream":
-        dream = DreamFitness(mdrnn, latents, cfg, p.dream, p.env.id, p.device)
+        dream = DreamFitness(mdrnn, latents, cfg, p.dream, p.env.id, p.device, repeat_max=p.collect.repeat_max)
         where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
-        return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where
+        if p.dream.hazard == "calibrated":
+            where += f", deaths calibrated by age in bands of {p.dream.hazard_band} steps"
+        report = hazard_report(dream)
+        return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where, report
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)
     used, n = [0], p.runner.episodes_per_task
 
@@ -58,7 +82,7 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
         returns = np.array([r["return"] for r in results]).reshape(len(cands), len(seeds))
         return [float(x) for x in returns.mean(axis=1)]
 
-    return score, lambda: used[0], "the real environment"
+    return score, lambda: used[0], "the real environment", {}
 
 
 @flow(name="controller", log_prints=True)
@@ -78,10 +102,10 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
     fitness_section = p.dream if cfg.mode == "dream" else p.real
     stage = "controller" if k == 0 else f"controller_iter@{k}"
     config = {"seed": p.seed, "env": p.env.model_dump(), "controller": cfg.model_dump(),
-              cfg.mode: fitness_section.model_dump(), "iteration": k}
+              cfg.mode: fitness_section.model_dump(), "iteration": k, "collect_repeat_max": p.collect.repeat_max}
     checkpoint = stage_checkpoint(stage, config, [vae, mdrnn, latents, __file__] + ([init] if init else []))
     with stage_run(stage, config) as ml:
-        score, real_steps, where = make_scorer(p, cfg, vae, mdrnn, latents)
+        score, real_steps, where, hazard = make_scorer(p, cfg, vae, mdrnn, latents)
         print(f"CMA-ES over {controller.num_params()} parameters ({cfg.arch}), population {cfg.population} "
               f"x {cfg.trials} trials, in {where}" + (f", from C of iteration {k - 1}" if init else ""))
         bar = tqdm(total=cfg.generations, desc=f"cma-es ({cfg.mode})", unit="gen")
@@ -100,7 +124,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
         out = {"mode": cfg.mode, "params": controller.num_params(), "best_check_mean_return": result.best_score,
                "final_best": result.history[-1]["best"], "final_mean": result.history[-1]["mean"],
                "generations": len(result.history), "seconds": sum(r["seconds"] for r in result.history),
-               "real_steps": result.real_steps, "iteration": k}
+               "real_steps": result.real_steps, "iteration": k, **hazard}
         print(f"chosen C: check return {result.best_score:.1f} ({cfg.mode})")
         ml.log_metrics({k: float(v) for k, v in out.items() if not isinstance(v, str)})
         write_json(metrics, out)

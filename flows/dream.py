@@ -33,7 +33,8 @@ def dream_flow(vae: str, mdrnn: str, latents: str, controller: str, video: str, 
     with stage_run("dream" if k == 0 else f"dream_iter@{k}",
                    {"seed": p.seed, "controller": p.controller.model_dump(), "dream": p.dream.model_dump(),
                     "iteration": k}) as ml:
-        fitness = DreamFitness(mdrnn, latents, p.controller, p.dream, p.env.id, p.device)
+        fitness = DreamFitness(mdrnn, latents, p.controller, p.dream, p.env.id, p.device,
+                               repeat_max=p.collect.repeat_max)
         c, v, m = load_controller(controller), load_vae(vae), load_mdrnn(mdrnn)
         score = dream_score(fitness, c, p.seed, p.controller.eval_episodes)
         frames, video_return, steps = dream_frames(fitness, c, v, p.seed)

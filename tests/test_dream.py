@@ -101,7 +101,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
                            DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
                                        first_frame_share=0.0, done="threshold", ensemble_done="mean",
-                                       disagreement=0.0))
+                                       disagreement=0.0, hazard="model", hazard_band=100))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -354,7 +354,8 @@ def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None
 
     def score(path: str, ensemble_done: str, members: tuple[str, ...] = (), disagreement: float = 0.0) -> list[float]:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
-                            done="sample", ensemble_done=ensemble_done, disagreement=disagreement)
+                            done="sample", ensemble_done=ensemble_done, disagreement=disagreement,
+                            hazard="model", hazard_band=100)
         fitness = DreamFitness(str(tmp_path / path), str(tmp_path / "latents.npz"), cfg, dream, members=members)
         return fitness.population(flat, list(range(100)))
 
@@ -376,7 +377,8 @@ def test_dream_disagreement_in_params_pays_an_ensemble_less_where_its_members_di
 
     def score(disagreement: float) -> np.ndarray:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
-                            done="threshold", ensemble_done="mean", disagreement=disagreement)
+                            done="threshold", ensemble_done="mean", disagreement=disagreement,
+                            hazard="model", hazard_band=100)
         return np.asarray(DreamFitness(str(tmp_path / "ensemble.safetensors"), str(tmp_path / "latents.npz"), cfg,
                                        dream).population(flat, [1, 2, 3]))
 

@@ -175,6 +175,11 @@ class DreamConfig(_Section):
     # an ensemble's reward (mdrnn.members > 1): the members' mean minus this many of their standard deviations, so
     # a step pays less where the Ms disagree (where the data is thin); 0.0 pays the mean
     disagreement: float = Field(ge=0, le=10)
+    # when a dream dies: `model`, as M's done head says; `calibrated`, M's done logit plus an offset per band of
+    # `hazard_band` steps of the episode's age, fitted so that the collection policy, replayed in this dream, dies
+    # band by band as often as it did in the real rollouts (wm/dream_hazard.py)
+    hazard: Literal["model", "calibrated"]
+    hazard_band: int = Field(ge=1)
 
 
 class IterateConfig(_Section):
@@ -267,6 +272,12 @@ class Params(_Section):
         if self.dream.disagreement > 0 and self.mdrnn.members == 1:
             raise ValueError("dream.disagreement penalises the members' disagreement: it needs mdrnn.members > 1 "
                              "(or set it to 0.0)")
+        if self.dream.hazard == "calibrated" and self.collect.policy != "repeat":
+            raise ValueError("dream.hazard: calibrated replays the collection policy in the dream, and only policy "
+                             f"repeat can be replayed there (collect.policy is {self.collect.policy!r})")
+        if self.dream.hazard == "calibrated" and self.iterations:
+            raise ValueError("dream.hazard: calibrated fits the dream to the random rollouts alone: it does not run "
+                             "with iterations (set iterations: {} or dream.hazard: model)")
         if self.iterations and self.controller.mode != "dream":
             raise ValueError("iterations need controller.mode: dream "
                              "(the iterative procedure trains C only in the dream)")

@@ -15,6 +15,8 @@ each step's z_{t+1} comes from a member picked at random per trial, and the rewa
 `disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
 data is thin and M's promises are least trustworthy. A death comes from the members' mean done logit or P(done), or
 with `ensemble_done="max"` from the most pessimistic member's, so a controller must survive every member.
+With `age_offsets` a dream's done logit at step t also gets the offset of t's age band (`age_band` steps each,
+the last band for any later step): a hazard calibrated by age (wm/dream_hazard.py fits it).
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
@@ -178,7 +180,8 @@ class Dream:
     def __init__(self, mdrnn: MDRNN, start_pool: torch.Tensor | StartPool, temperature: float = 1.0,
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
                  device: torch.device | str = "cpu", done: str = "threshold", members: Sequence[MDRNN] = (),
-                 disagreement: float = 0.0, ensemble_done: str = "mean") -> None:
+                 disagreement: float = 0.0, ensemble_done: str = "mean", age_offsets: torch.Tensor | None = None,
+                 age_band: int = 100) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
@@ -215,6 +218,16 @@ class Dream:
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
         self.done = done
+        if age_band < 1:
+            raise ValueError(f"age_band must be >= 1, got {age_band}")
+        self.age_band = int(age_band)
+        self.age_offsets = None if age_offsets is None else age_offsets.float().to(self.device)
+
+    def age_shift(self, age: int) -> torch.Tensor | None:
+        """The done logit's offset at step `age` of a dream (0 is the first step), or None without offsets."""
+        if self.age_offsets is None:
+            return None
+        return self.age_offsets[min(age // self.age_band, len(self.age_offsets) - 1)]
 
     def start(self, gen: torch.Generator, trials: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One real start per trial: latents (T, z) and M's state there, h and c (T, hidden)."""
@@ -241,7 +254,7 @@ class Dream:
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
-             normal: torch.Tensor, masks: torch.Tensor | None = None
+             normal: torch.Tensor, masks: torch.Tensor | None = None, age: int = 0
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DreamState]:
         """One imagined step for a batch (P, T, ...): returns z_{t+1}, reward, done and the new state.
 
@@ -249,7 +262,7 @@ class Dream:
         candidates. A dream ends where the done logit is above 0 (`done="threshold"`: the death-weighted P(done) > 0.5,
         a calibrated P(done) > 1 / (1 + done_weight)), or where the trial's death draw falls
         under M's calibrated P(done) (`done="sample"`); an ensemble takes its members' mean done logit or P(done),
-        or with `ensemble_done="max"` their highest.
+        or with `ensemble_done="max"` their highest. `age` is the step's index in the dream (for `age_offsets`).
         """
         p, t = z.shape[:2]
 
@@ -258,12 +271,12 @@ class Dream:
 
         z_next, reward, done, new_state = self.step_rows(
             z.reshape(p * t, -1), action.reshape(p * t, -1), state, rows(uniform), rows(normal),
-            None if masks is None else rows(masks))
+            None if masks is None else rows(masks), age)
         return z_next.view(p, t, -1), reward.view(p, t), done.view(p, t), new_state
 
     @torch.no_grad()
     def step_rows(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
-                  normal: torch.Tensor, masks: torch.Tensor | None = None
+                  normal: torch.Tensor, masks: torch.Tensor | None = None, age: int = 0
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DreamState]:
         """`step` for a flat batch of B dreams, each row with its own noise (B, 1 to 3) and (B, z), and mask."""
         picks = self.mdrnn.picks  # 1, or z_dim for a per-dimension mixture
@@ -283,6 +296,10 @@ class Dream:
             done_logit = pool_deaths([heads.done_logit for _, heads, _ in outs], self.ensemble_done)
             prob = (pool_deaths([m.done_prob(heads) for m, (_, heads, _) in zip(self.models, outs)], self.ensemble_done)
                     if self.done == "sample" else None)
+        shift = self.age_shift(age)
+        if shift is not None:  # a calibrated hazard: the pooled death, shifted on the logit scale
+            done_logit = done_logit + shift
+            prob = None if prob is None else torch.sigmoid(torch.logit(prob, eps=1e-7) + shift)
         done = uniform[:, picks] < prob if self.done == "sample" else done_logit > 0.0
         return z_next, reward, done, new_state
 
@@ -309,18 +326,18 @@ class Dream:
         steps = torch.zeros(p, t, dtype=torch.long, device=dev)
         alive = torch.ones(p, t, dtype=torch.bool, device=dev)
         trace = [z.clone()] if record else []
-        for _ in range(self.max_steps):
+        for age in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
             raw = policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1))
             action = policy.actions.snap(policy.actions.to_env(raw))
             rows = rows_to_step(alive)
             if rows is None:
-                z, reward, done, state = self.step(z, action, state, uniform, normal, masks)
+                z, reward, done, state = self.step(z, action, state, uniform, normal, masks, age)
             else:  # only M's dreams that are still alive (and a few dead ones) take this step; the rest keep still
                 tr = rows % t  # flat row r is candidate r // t on trial r % t
                 z_r, reward_r, done_r, state_r = self.step_rows(
                     z.view(p * t, -1)[rows], action.reshape(p * t, -1)[rows], tuple(x[:, rows] for x in state),
-                    uniform[tr], normal[tr], None if masks is None else masks[tr])
+                    uniform[tr], normal[tr], None if masks is None else masks[tr], age)
                 z = z.view(p * t, -1).index_copy(0, rows, z_r).view(p, t, -1)
                 state = tuple(x.index_copy(1, rows, x_r) for x, x_r in zip(state, state_r))
                 reward = torch.zeros(p * t, device=dev).index_copy_(0, rows, reward_r).view(p, t)
@@ -380,7 +397,7 @@ class DreamEnv(gym.Env):
         a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, self.actions.dim)
         a = self.actions.snap(a).to(self.dream.device)
         self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal,
-                                                                   self._masks)
+                                                                   self._masks, self._steps)
         self._steps += 1
         truncated = self._steps >= self.dream.max_steps
         info = self._info()

@@ -2,8 +2,9 @@
 
 Built once per flow from paths and config. An M file holding an ensemble (mdrnn.members > 1) dreams as that
 ensemble: its deaths by dream.ensemble_done, its reward by dream.disagreement. Dreams start from real states of the
-encoded rollouts (first frames, or any frame with M burned in, or an on-road one, by `dream.start`); the dream is
-loaded once per process and reused.
+encoded rollouts (first frames, or any frame with M burned in, or an on-road one, by `dream.start`). With
+`dream.hazard: calibrated` its deaths are shifted by age so that the collection policy dies in it as in the rollouts
+(wm/dream_hazard.py). The dream is built (and calibrated) once per process and reused.
 """
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from wm.actions import CARRACING
 from wm.config import ControllerConfig, DreamConfig
 from wm.controller import BatchedController
 from wm.device import resolve_device
 from wm.dream import Dream, StartPool, burned_in_starts, first_frame_starts, mixed_pool
+from wm.dream_hazard import ROUNDS, AgeFit, fit_age_offsets
 from wm.io import load_npz
 from wm.mdrnn import MDRNN, load_ensemble, load_mdrnn
 
@@ -37,15 +40,29 @@ def start_pool(mdrnn: MDRNN, latents: dict[str, np.ndarray], start: str, first_f
     return mixed_pool(first, burned, first_frame_share) if first_frame_share > 0 else burned
 
 
+def real_lifetimes(latents: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each rollout's length and whether it ended in a death (its last step terminated) rather than at the cap."""
+    lengths = np.asarray(latents["lengths"], dtype=np.int64)
+    return lengths, np.asarray(latents["dones"], dtype=bool)[np.cumsum(lengths) - 1]
+
+
 @lru_cache(maxsize=4)
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
            dropout: float, start: str, first_frame_share: float, device: str, done: str, members: tuple[str, ...],
-           disagreement: float, ensemble_done: str, stamp: tuple[float, ...]) -> Dream:
+           disagreement: float, ensemble_done: str, hazard: tuple[str, int, str, int],
+           stamp: tuple[float, ...]) -> tuple[Dream, AgeFit | None]:
     (mdrnn, *ensemble), latents = load_ensemble(mdrnn_path), load_npz(latents_path)
     pool = start_pool(mdrnn, latents, start, first_frame_share)
     ensemble += [load_mdrnn(m) for m in members]  # M's own members, then any others
-    return Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done, ensemble,
-                 disagreement, ensemble_done)
+    dream = Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done, ensemble,
+                  disagreement, ensemble_done)
+    kind, band, env, repeat_max = hazard
+    if kind == "model":
+        return dream, None
+    bar = tqdm(total=ROUNDS + 1, desc="calibrating the dream's hazard by age", unit="round")
+    fit = fit_age_offsets(dream, *real_lifetimes(latents), env, repeat_max, band, progress=lambda _: bar.update(1))
+    bar.close()
+    return dream, fit
 
 
 @dataclass(frozen=True)
@@ -59,14 +76,23 @@ class DreamFitness:
     env: str = CARRACING  # whose actions C outputs (wm.actions)
     device: str = "cpu"  # where the dream runs: a `device` setting (auto, cpu, cuda)
     members: tuple[str, ...] = ()  # more Ms beside those saved in M's file (wm.dream.Dream), C reading the first's h
+    repeat_max: int = 10  # the collection policy's longest hold (collect.repeat_max), for dream.hazard: calibrated
 
-    def world(self, patience: bool = True) -> Dream:
-        """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
+    def _world(self, patience: bool) -> tuple[Dream, AgeFit | None]:
         return _dream(self.mdrnn, self.latents, self.dream.temperature, self.controller.max_steps,
                       self.dream.patience if patience else None, self.dream.dropout, self.dream.start,
                       self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
                       self.dream.disagreement, self.dream.ensemble_done,
+                      (self.dream.hazard, self.dream.hazard_band, self.env, self.repeat_max),
                       _stamp(self.mdrnn, self.latents, *self.members))
+
+    def world(self, patience: bool = True) -> Dream:
+        """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
+        return self._world(patience)[0]
+
+    def age_fit(self) -> AgeFit | None:
+        """With dream.hazard: calibrated, the fitted offsets per age band and the hazards they came from."""
+        return self._world(True)[1]
 
     def policy(self, candidates: Sequence[np.ndarray]) -> BatchedController:
         """The candidates as one batched controller."""
