@@ -46,14 +46,13 @@ def hazard_report(dream: DreamFitness) -> dict[str, float]:
         return {}
     print(f"the dream's hazard by age (deaths per 1,000 steps of random play), {len(fit.offsets)} bands of "
           f"{fit.band} steps; largest offset change per round: {', '.join(f'{c:.2f}' for c in fit.rounds)}")
+    print(f"bands from {fit.fitted * fit.band} steps on share the offset of the last band before them")
     print(f"{'age':>6} {'rollouts':>9} {'deaths':>7} {'dream':>8} {'calibrated':>11} {'offset':>7}")
-    for row, deaths in zip(fit.rows(), fit.real_deaths):
+    for row, deaths in zip(fit.rows(), fit.real_deaths):  # "-": no episode lived a step of the band
         print(f"{row['age']:>6} {row['real']:>9.2f} {deaths:>7} {row['dream']:>8.2f} {row['calibrated']:>11.2f} "
-              f"{row['offset']:>7.2f}")
-    reached = [i for i, d in enumerate(fit.real_deaths) if d > 0]
-
-    def gap(dreamed: list[float]) -> float:
-        return float(np.mean([abs(np.log(dreamed[i] / fit.real[i])) for i in reached]))
+              f"{row['offset']:>7.2f}".replace("nan", "  -"))
+    def gap(dreamed: list[float]) -> float:  # over the bands fitted on their own
+        return float(np.nanmean([abs(np.log(dreamed[i] / fit.real[i])) for i in range(fit.fitted)]))
 
     return {"hazard_gap_before": gap(fit.dream_before), "hazard_gap_after": gap(fit.dream_after),
             "hazard_offset_first": fit.offsets[0], "hazard_offset_last": fit.offsets[-1]}

@@ -71,7 +71,8 @@ class RepeatPlay:
 
 @dataclass
 class AgeFit:
-    """The fitted offsets and the hazards they came from, per band (deaths per 1,000 steps)."""
+    """The fitted offsets and the hazards they came from, per band (deaths per 1,000 steps; NaN where no episode
+    lived a step of the band)."""
 
     band: int
     offsets: list[float]
@@ -79,6 +80,7 @@ class AgeFit:
     dream_before: list[float]
     dream_after: list[float]
     real_deaths: list[int]
+    fitted: int  # bands 0..fitted-1 have their own offset; later ones share the last of those
     rounds: list[float] = field(default_factory=list)  # the largest offset change of each round
 
     def rows(self) -> list[dict[str, float]]:
@@ -112,17 +114,18 @@ def fit_age_offsets(dream: Dream, lifetimes: np.ndarray, died: np.ndarray, env: 
             dream.age_band, dream.age_offsets = band, torch.tensor(offsets, dtype=torch.float32, device=dream.device)
             result = dream.rollout(RepeatPlay(env, dreams, repeat_max, SEED), seeds)  # the same dreams each round
             steps = result.steps.view(-1).numpy()
-            measured.append(hazard(*band_counts(steps, steps < dream.max_steps, band, bands)))
+            measured.append(band_counts(steps, steps < dream.max_steps, band, bands))
             if progress is not None:
                 progress(r)
             if r == rounds:
                 break
-            new = np.clip(offsets + _logit(real[src]) - _logit(measured[-1][src]), -MAX_OFFSET, MAX_OFFSET)
+            new = np.clip(offsets + _logit(real[src]) - _logit(hazard(*measured[-1])[src]), -MAX_OFFSET, MAX_OFFSET)
             changes.append(float(np.abs(new - offsets).max()))
             offsets = new
     finally:
         dream.patience = patience
-    per_k = 1000.0
-    return AgeFit(band, [float(o) for o in offsets], [float(x * per_k) for x in real],
-                  [float(x * per_k) for x in measured[0]], [float(x * per_k) for x in measured[-1]],
-                  [int(d) for d in real_d], changes)
+    def per_1000(deaths: np.ndarray, exposure: np.ndarray) -> list[float]:
+        return [float(x) for x in np.where(exposure > 0, 1000.0 * hazard(deaths, exposure), np.nan)]
+
+    return AgeFit(band, [float(o) for o in offsets], per_1000(real_d, real_e), per_1000(*measured[0]),
+                  per_1000(*measured[-1]), [int(d) for d in real_d], int(reached[-1]) + 1, changes)
