@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from wm.actions import TAKECOVER, action_map  # noqa: E402
 from wm.controller import Controller, load_controller  # noqa: E402
 from wm.dream import initial_latents, pool_deaths  # noqa: E402
+from wm.dream_hazard import RepeatPlay  # noqa: E402
 from wm.io import atomic_path, load_npz  # noqa: E402
 from wm.mdrnn import MDRNN, load_ensemble  # noqa: E402
 
@@ -45,17 +46,6 @@ def real_alive(lifetimes: np.ndarray, max_steps: int) -> np.ndarray:
     return (np.asarray(lifetimes)[None, :] > steps[:, None]).mean(axis=1)
 
 
-def collection_action(rng: np.random.Generator, held: np.ndarray, left: np.ndarray, repeat_max: int) -> torch.Tensor:
-    """The collection policy's next action for each dream (B, 1): a fresh random one (snapped to left, stay or right)
-    where the last one's hold is over, held for 1..repeat_max steps. Updates `held` and `left` in place."""
-    fresh = left == 0
-    raw = rng.uniform(-1.0, 1.0, (int(fresh.sum()), 1)).astype(np.float32)
-    held[fresh] = action_map(TAKECOVER).snap(torch.from_numpy(raw)).numpy()
-    left[fresh] = rng.integers(1, repeat_max + 1, int(fresh.sum()))
-    left -= 1
-    return torch.from_numpy(held)
-
-
 @torch.no_grad()
 def dream_steps(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controller | None, temperature: float,
                 dreams: int, max_steps: int, repeat_max: int, seed: int) -> Iterator[list[tuple]]:
@@ -63,14 +53,13 @@ def dream_steps(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controlle
     outputs [(z_next, heads, state), ...]. C reads the first M's state, and each step's z_{t+1} comes from a member
     drawn anew per dream and step. The collection policy plays when `policy` is None."""
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    play = RepeatPlay(TAKECOVER, dreams, repeat_max, seed)  # the collection policy, batched as the calibration plays it
     actions = action_map(TAKECOVER)
     z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
     states = [m.initial_state(dreams) for m in models]
-    held, left = np.zeros((dreams, 1), np.float32), np.zeros(dreams, np.int64)
     for _ in range(max_steps):
         if policy is None:
-            action = collection_action(rng, held, left, repeat_max)
+            action = actions.snap(play(z, z, z)[0])
         else:
             action = actions.snap(actions.to_env(policy(z, states[0][0][0], states[0][1][0])))
         uniform = torch.rand(dreams, models[0].picks, generator=gen)
