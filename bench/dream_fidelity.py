@@ -24,12 +24,7 @@ import torch  # noqa: E402
 
 from wm.io import load_npz  # noqa: E402
 from wm.mdrnn import load_mdrnn  # noqa: E402
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Rank correlation (no tie correction; returns are continuous)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
+from dream_ranking import spearman  # noqa: E402
 
 
 @torch.no_grad()
