@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from dream_ablation import play  # noqa: E402
+from paired_eval import mean_se  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
 from wm.config import ControllerConfig, load_params  # noqa: E402
 from wm.controller import Controller, save_controller  # noqa: E402
@@ -154,7 +155,7 @@ def main() -> None:
             chosen = bool(np.array_equal(params, result.best_params))
             gen = check["generation"]
             row = {"generation": int(gen) if isinstance(gen, float) else gen, "check": check["check_mean_return"], "held_out_dream": dream,
-                   "real": float(real.mean()), "real_se": float(real.std(ddof=1) / np.sqrt(len(real))),
+                   "real": float(real.mean()), "real_se": mean_se(real.tolist())[1],
                    "chosen": chosen, "episodes": real.tolist()}
             rows.append(row)
             print(f"| {row['generation']} | {row['check']:.1f} | {dream:.1f} | {row['real']:.1f} ± {row['real_se']:.1f} | "

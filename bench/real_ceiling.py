@@ -31,6 +31,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
 
+from paired_eval import paired  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
 from wm.config import load_params  # noqa: E402
 from wm.controller import Controller, load_controller  # noqa: E402
@@ -95,10 +96,9 @@ def main() -> None:
     print(f"CMA-ES on real returns: {a.population} x {a.trials} x {a.generations}, sigma0 {a.sigma0}, seed {p.seed}: "
           f"{train_steps:,} real steps, {train_s / 60:.1f} min")
     if start_scores is not None:
-        d = final_scores - start_scores
+        d, d_se = paired(start_scores.tolist(), final_scores.tolist())
         print(f"start ({a.x0}): {start_scores.mean():.1f} ± {start_scores.std():.1f} over {a.episodes} episodes")
-        print(f"after: {final_scores.mean():.1f} ± {final_scores.std():.1f}; paired difference {d.mean():+.1f} ± "
-              f"{d.std(ddof=1) / np.sqrt(len(d)):.1f}")
+        print(f"after: {final_scores.mean():.1f} ± {final_scores.std():.1f}; paired difference {d:+.1f} ± {d_se:.1f}")
     else:
         print(f"after: {final_scores.mean():.1f} ± {final_scores.std():.1f} over {a.episodes} episodes")
     if a.out:
