@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -88,7 +89,7 @@ def main() -> None:
             jobs = [(vae, mdrnn, c, p.env.model_dump(), s, p.evaluate.max_steps) for s in seeds]
             scores[label] = [float(x) for x in pool.map(play, jobs)]
             m, se = mean_se(scores[label])
-            median = sorted(scores[label])[len(seeds) // 2]
+            median = statistics.median(scores[label])
             d = "–" if label == agents[0][0] else "{:+.1f} ± {:.1f}".format(*paired(scores[agents[0][0]],
                                                                                    scores[label]))
             print(f"| {label} | {m:.1f} ± {se:.1f} | {median:.1f} | {d} |", flush=True)
