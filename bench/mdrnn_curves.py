@@ -21,9 +21,9 @@ def histories(workspace: Path) -> list[tuple[str, list[dict[str, float]]]]:
     first = workspace / "plots" / "mdrnn.json"
     if first.exists():
         found.append(("M_0", json.loads(first.read_text())))
-    iters = sorted((p for p in (workspace / "plots").glob("iter*/mdrnn.json") if p.parent.name[4:].isdigit()),
-                   key=lambda p: int(p.parent.name[4:]))
-    found += [(f"M_{p.parent.name[4:]}", json.loads(p.read_text())) for p in iters if p.parent.name != "iter0"]
+    numbered = {int(p.parent.name[4:]): p for p in (workspace / "plots").glob("iter*/mdrnn.json")
+                if p.parent.name[4:].isdigit()}  # M_0's history is plots/mdrnn.json: no plots/iter0/mdrnn.json
+    found += [(f"M_{k}", json.loads(numbered[k].read_text())) for k in sorted(numbered)]
     if not found:
         raise FileNotFoundError(f"no plots/mdrnn.json or plots/iter<k>/mdrnn.json under {workspace}")
     return found
