@@ -57,14 +57,14 @@ def dream_steps(models: Sequence[MDRNN], starts: torch.Tensor, policy: Controlle
     actions = action_map(TAKECOVER)
     z = starts[torch.randint(len(starts), (dreams,), generator=gen)]
     states = [m.initial_state(dreams) for m in models]
-    for _ in range(max_steps):
+    for age in range(max_steps):
         if policy is None:
             action = actions.snap(play(z, z, z)[0])
         else:
             action = actions.snap(actions.to_env(policy(z, states[0][0][0], states[0][1][0])))
         uniform = torch.rand(dreams, models[0].picks, generator=gen)
         normal = torch.randn(z.shape, generator=gen)
-        outs = [m.step(z, action, s, temperature, uniform, normal) for m, s in zip(models, states)]
+        outs = [m.step(z, action, s, temperature, uniform, normal, age=age) for m, s in zip(models, states)]
         states = [state for _, _, state in outs]
         yield outs
         z = outs[0][0]

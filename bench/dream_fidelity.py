@@ -57,7 +57,7 @@ def main() -> None:
         h, c = torch.zeros(1, n, m.hidden), torch.zeros(1, n, m.hidden)
         for i in range(n):  # burn-in: M reads the real frames and actions before the start
             if t0[i] > 0:
-                _, (hi, ci) = m.lstm(torch.cat([mu[i:i + 1, :t0[i]], act[i:i + 1, :t0[i]]], -1))
+                _, (hi, ci) = m.lstm(m.inputs(mu[i:i + 1, :t0[i]], act[i:i + 1, :t0[i]], torch.arange(t0[i])))
                 h[:, i], c[:, i] = hi[:, 0], ci[:, 0]
         state = (h.repeat(1, a.draws, 1), c.repeat(1, a.draws, 1))
         z = mu[torch.arange(n), torch.from_numpy(t0)].repeat(a.draws, 1)
@@ -66,7 +66,8 @@ def main() -> None:
         for s in range(horizon):
             action = act[torch.arange(n), torch.from_numpy(t0 + s)].repeat(a.draws, 1)
             z, heads, state = m.step(z, action, state, a.tau, torch.rand(n * a.draws, 1, generator=gen),
-                                     torch.randn(n * a.draws, m.z_dim, generator=gen))
+                                     torch.randn(n * a.draws, m.z_dim, generator=gen),
+                                     age=torch.from_numpy(t0 + s).repeat(a.draws))
             total += m.expected_reward(heads)
         dreamed = total.view(a.draws, n).mean(0).numpy()
         real = np.array([rew[i, t0[i]:t0[i] + horizon].sum() for i in range(n)])

@@ -208,7 +208,7 @@ def test_the_tile_head_learns_carracing_s_reward_and_fine_tuning_continues() -> 
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01,
                       holdout=0.0, holdout_from="last", window_state="zero", patience=None, reward="tile",
                       reward_weight=3.0, done_weight=1.0, dropout=0.05, open_loop=0, bf16=False, members=1,
-                      members_bf16=False)
+                      members_bf16=False, age_scale=None)
     model = train_mdrnn(data, cfg, seed=0, progress=False).model
     assert model.tile_reward == pytest.approx(1000 / 300, abs=1e-5)  # what a tile pays, read from the data
     with torch.no_grad():
@@ -232,7 +232,7 @@ def test_m_trains_under_bf16_autocast_and_hands_back_an_fp32_m() -> None:
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=30, batch_size=16, lr=0.01,
                       holdout=0.2, holdout_from="last", window_state="zero", patience=None, reward="tile",
                       reward_weight=3.0, done_weight=1.0, dropout=0.0, open_loop=0, bf16=True, members=1,
-                      members_bf16=False)
+                      members_bf16=False, age_scale=None)
     half = train_mdrnn(data, cfg, seed=0, progress=False)
     full = train_mdrnn(data, cfg.model_copy(update={"bf16": False}), seed=0, progress=False)
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
@@ -267,7 +267,7 @@ def test_patience_stops_m_and_keeps_its_best_held_out_epoch() -> None:
     cfg = MdrnnConfig(hidden=32, gaussians=2, mixture="joint", seq_len=8, epochs=60, batch_size=4, lr=0.02,
                       holdout=0.25, holdout_from="spread", window_state="zero", patience=3, reward="tile",
                       reward_weight=1.0, done_weight=1.0, dropout=0.0, open_loop=0, bf16=False, members=1,
-                      members_bf16=False)
+                      members_bf16=False, age_scale=None)
     stopped = train_mdrnn(data, cfg, seed=0, progress=False)
     losses = [row["val_loss"] for row in stopped.history]
     best = int(np.argmin(losses)) + 1
@@ -322,7 +322,7 @@ def test_an_ensemble_trains_member_k_from_seed_plus_k() -> None:
     cfg = MdrnnConfig(hidden=16, gaussians=2, mixture="joint", seq_len=8, epochs=2, batch_size=16, lr=0.01,
                       holdout=0.25, holdout_from="last", window_state="zero", patience=None, reward="tile",
                       reward_weight=1.0, done_weight=1.0, dropout=0.0, open_loop=0, bf16=False, members=2,
-                      members_bf16=True)
+                      members_bf16=True, age_scale=None)
     ensemble = train_ensemble(data, cfg, seed=5, progress=False)
     alone = [train_mdrnn(data, cfg, seed=5, progress=False),  # member 0: the M of one-member training
              train_mdrnn(data, cfg.model_copy(update={"bf16": True}), seed=6, progress=False)]

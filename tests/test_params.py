@@ -187,10 +187,16 @@ def test_on_road_starts_are_carracing_only(tmp_path: Path) -> None:
     assert load_params(path).dream.start == "burned_in"
 
 
-def test_an_ensemble_dreams_from_first_frames_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key, value, error", [
+    ("members", 2, "mdrnn.members > 1 dreams from first frames only"),
+    ("age_scale", 1000.0, "mdrnn.age_scale: a dream's steps are aged from its start"),  # a burned-in start is older
+    ("age_scale", -1.0, "mdrnn.age_scale: Input should be greater than 0"),
+])
+def test_ensembles_and_age_input_dream_from_first_frames_only(tmp_path: Path, key: str, value: float,
+                                                              error: str) -> None:
     data = yaml.safe_load((REPO / "params" / "doom_smoke.yaml").read_text())
-    data["mdrnn"]["members"], data["dream"]["start"] = 2, "burned_in"
+    data["mdrnn"][key], data["dream"]["start"] = value, "burned_in"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ParamsError, match="mdrnn.members > 1 dreams from first frames only"):
+    with pytest.raises(ParamsError, match=error):
         load_params(path)

@@ -24,6 +24,7 @@ class Agent:
     def reset(self, seed: int = 0) -> None:
         """Forget the recurrent state (call at the start of every episode); `seed` seeds the z draws, if any."""
         self.state = self.mdrnn.initial_state(1)
+        self.age = 0  # steps M has read this episode (an M with age input reads it)
         self.gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
@@ -39,7 +40,8 @@ class Agent:
             action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), *actions.bounds())
         action = actions.snap(action)
         if self.controller.uses_memory:  # M costs time; skip it when C does not read h
-            self.state = self.mdrnn.advance(mu, action, self.state)  # M was trained on env actions
+            self.state = self.mdrnn.advance(mu, action, self.state, self.age)  # M was trained on env actions
+            self.age += 1
         return action[0].numpy()
 
 

@@ -129,6 +129,9 @@ class MdrnnConfig(_Section):
     # dream.ensemble_done). Member 0 alone plays the real game beside C
     members: int = Field(ge=1, le=16)
     members_bf16: bool  # members 1.. train under bf16 autocast (member 0 follows mdrnn.bf16)
+    # M also reads each step's age in its episode, as age / age_scale (null: it does not). Take Cover's hazard rises
+    # with age; without it M's dream kills at a nearly flat rate. Dreams then start from first frames (age 0)
+    age_scale: float | None = Field(gt=0)
 
 
 class ControllerConfig(_Section):
@@ -266,6 +269,9 @@ class Params(_Section):
                              "with start: first_frame set it to 0.0")
         if self.dream.start == "on_road" and self.env.id != "CarRacing-v3":
             raise ValueError("dream.start: on_road reads CarRacing's new-tile reward; use burned_in for this env")
+        if self.mdrnn.age_scale is not None and self.dream.start != "first_frame":
+            raise ValueError("mdrnn.age_scale: a dream's steps are aged from its start, so it starts from first frames "
+                             "(age 0): set dream.start: first_frame")
         if self.mdrnn.members > 1 and self.dream.start != "first_frame":
             raise ValueError("mdrnn.members > 1 dreams from first frames only (the members' states after a burn-in "
                              "differ): set dream.start: first_frame")

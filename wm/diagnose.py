@@ -92,9 +92,9 @@ def open_loop_dream(mdrnn: MDRNN, vae: ConvVAE, trace: dict[str, np.ndarray], te
     z = encode_mu(vae, trace["frames"][:1])
     state = mdrnn.initial_state(1)
     latents, rewards = [z[0]], []
-    for action in torch.from_numpy(trace["actions"][:-1]):
+    for age, action in enumerate(torch.from_numpy(trace["actions"][:-1])):
         uniform, normal = torch.rand(1, mdrnn.picks, generator=gen), torch.randn(1, mdrnn.z_dim, generator=gen)
-        z, heads, state = mdrnn.step(z, action.unsqueeze(0), state, temperature, uniform, normal)
+        z, heads, state = mdrnn.step(z, action.unsqueeze(0), state, temperature, uniform, normal, age=age)
         latents.append(z[0])
         rewards.append(float(mdrnn.expected_reward(heads)[0]))
     return decode_latents(vae, torch.stack(latents)), np.asarray(rewards, dtype=np.float32)

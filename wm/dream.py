@@ -115,7 +115,7 @@ def burned_in_starts(mdrnn: MDRNN, latents: dict[str, np.ndarray], per_rollout: 
             zs.append(z_t[i])
             hs.append(state[0][0, i])
             cs.append(state[1][0, i])
-        state = mdrnn.advance(z_t, torch.from_numpy(actions[rows]), state)
+        state = mdrnn.advance(z_t, torch.from_numpy(actions[rows]), state, t)
     return StartPool(torch.stack(zs), torch.stack(hs), torch.stack(cs))
 
 
@@ -262,7 +262,8 @@ class Dream:
         candidates. A dream ends where the done logit is above 0 (`done="threshold"`: the death-weighted P(done) > 0.5,
         a calibrated P(done) > 1 / (1 + done_weight)), or where the trial's death draw falls
         under M's calibrated P(done) (`done="sample"`); an ensemble takes its members' mean done logit or P(done),
-        or with `ensemble_done="max"` their highest. `age` is the step's index in the dream (for `age_offsets`).
+        or with `ensemble_done="max"` their highest. `age` is the step's index in the dream (for `age_offsets`, and
+        for an M that reads ages: a dream of such an M starts from a first frame, so its index is the episode's age).
         """
         p, t = z.shape[:2]
 
@@ -281,7 +282,7 @@ class Dream:
         """`step` for a flat batch of B dreams, each row with its own noise (B, 1 to 3) and (B, z), and mask."""
         picks = self.mdrnn.picks  # 1, or z_dim for a per-dimension mixture
         outs = [m.step(z, action, (state[2 * i], state[2 * i + 1]), self.temperature, uniform[:, :picks], normal,
-                       masks) for i, m in enumerate(self.models)]
+                       masks, age) for i, m in enumerate(self.models)]
         new_state = tuple(x for _, _, member_state in outs for x in member_state)
         if len(outs) == 1:
             z_next, heads, _ = outs[0]

@@ -8,6 +8,11 @@ The reward head is either a regression of r_t (`regress`) or, for CarRacing, a c
 at step t" (`tile`): the dream then rebuilds the env's own reward, STEP_REWARD per frame plus `tile_reward` times
 P(new tile), so M cannot invent rewards of any other size. For Take Cover (`survival`) the dream pays +1 per step
 alive, as the paper's Doom dream does: the reward head is unused and the done head alone decides a return.
+
+With `age_scale` M also reads each step's age in its episode (0 at the first frame), as age / age_scale: Take Cover
+sends more monsters as an episode goes on, and an M that cannot tell an episode's age dreams a hazard that does not
+grow with it. Every caller passes the age (`ages` for sequences, `age` for one step); an M without `age_scale`
+ignores it.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ REWARD_KINDS = ("regress", "tile", "survival")
 
 
 MIXTURES = ("joint", "per_dim")
+Ages = torch.Tensor | int | None  # a step's age in its episode: a tensor that broadcasts to the batch, or one int
 
 
 class Heads(NamedTuple):
@@ -84,7 +90,7 @@ class MDRNN(nn.Module):
 
     def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5,
                  reward_kind: str = "regress", tile_reward: float = 0.0, dropout: float = 0.0,
-                 done_weight: float = 1.0, mixture: str = "joint") -> None:
+                 done_weight: float = 1.0, mixture: str = "joint", age_scale: float | None = None) -> None:
         super().__init__()
         if reward_kind not in REWARD_KINDS:
             raise ValueError(f"reward_kind must be one of {REWARD_KINDS}, got {reward_kind!r}")
@@ -94,17 +100,37 @@ class MDRNN(nn.Module):
         self.reward_kind, self.tile_reward, self.dropout = reward_kind, float(tile_reward), float(dropout)
         self.done_weight = float(done_weight)  # the weight deaths had in training: done_prob undoes it
         self.mixture = mixture
+        if age_scale is not None and age_scale <= 0:
+            raise ValueError(f"age_scale must be positive, got {age_scale}")
+        self.age_scale = None if age_scale is None else float(age_scale)
         self.picks = 1 if mixture == "joint" else z_dim  # uniforms a sample needs to pick its component(s)
-        self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
+        self.lstm = nn.LSTM(z_dim + action_dim + (age_scale is not None), hidden, batch_first=True)
         weights = gaussians if mixture == "joint" else gaussians * z_dim
         self.head = nn.Linear(hidden, gaussians * 2 * z_dim + weights + 2)
 
     def config(self) -> dict[str, int | float | str]:
-        """Constructor arguments, saved with the weights (a joint M's file is as before `mixture` existed)."""
-        cfg = {"z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden,
-               "gaussians": self.gaussians, "reward_kind": self.reward_kind, "tile_reward": self.tile_reward,
-               "dropout": self.dropout, "done_weight": self.done_weight}
-        return cfg if self.mixture == "joint" else {**cfg, "mixture": self.mixture}
+        """Constructor arguments, saved with the weights (a joint M without age input: as before either existed)."""
+        cfg: dict[str, int | float | str] = {
+            "z_dim": self.z_dim, "action_dim": self.action_dim, "hidden": self.hidden, "gaussians": self.gaussians,
+            "reward_kind": self.reward_kind, "tile_reward": self.tile_reward, "dropout": self.dropout,
+            "done_weight": self.done_weight}
+        if self.mixture != "joint":
+            cfg["mixture"] = self.mixture
+        if self.age_scale is not None:
+            cfg["age_scale"] = self.age_scale
+        return cfg
+
+    def inputs(self, z: torch.Tensor, actions: torch.Tensor, ages: Ages = None) -> torch.Tensor:
+        """The LSTM's input for z (..., z) and actions (..., a): [z, a], or [z, a, age / age_scale] with age input.
+
+        `ages` broadcasts to z.shape[:-1] (an int for one step of a whole batch); an M that reads ages needs them."""
+        x = torch.cat([z, actions], dim=-1)
+        if self.age_scale is None:
+            return x
+        if ages is None:
+            raise ValueError("this M reads each step's age in its episode (mdrnn.age_scale): pass the ages")
+        age = torch.as_tensor(ages, dtype=x.dtype, device=x.device).expand(z.shape[:-1]).unsqueeze(-1)
+        return torch.cat([x, age / self.age_scale], dim=-1)
 
     def done_prob(self, heads: Heads) -> torch.Tensor:
         """P(done at t), calibrated: a logistic loss that counts positives w times shifts the logit by log w."""
@@ -134,13 +160,18 @@ class MDRNN(nn.Module):
                     else out[..., 2 * k * z: 3 * k * z].reshape(*shape, k, z))
         return Heads(mus, log_sigmas, logit_pi, out[..., -2], out[..., -1])
 
-    def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None) -> tuple[Heads, State]:
-        """Sequences z (B, T, z) and actions (B, T, a) to head outputs per step and the final state."""
-        out, state = self.lstm(torch.cat([z, actions], dim=-1), state)
+    def forward(self, z: torch.Tensor, actions: torch.Tensor, state: State | None = None,
+                ages: Ages = None) -> tuple[Heads, State]:
+        """Sequences z (B, T, z) and actions (B, T, a) to head outputs per step and the final state.
+
+        `ages` (B, T) are the steps' ages in their episodes; by default 0 .. T-1 (sequences from an episode's start)."""
+        if ages is None:
+            ages = torch.arange(z.shape[1], device=z.device)
+        out, state = self.lstm(self.inputs(z, actions, ages), state)
         return self.heads(F.dropout(out, self.dropout, self.training)), state
 
     def unroll(self, z: torch.Tensor, actions: torch.Tensor, open_loop: int, uniform: torch.Tensor,
-               normal: torch.Tensor, state: State | None = None) -> Heads:
+               normal: torch.Tensor, state: State | None = None, ages: torch.Tensor | None = None) -> Heads:
         """Head outputs per step for sequences (B, T, ...) where the last `open_loop` steps read M's own z.
 
         The first T - open_loop steps read the real z; from then on each step reads the z sampled from the previous
@@ -150,12 +181,14 @@ class MDRNN(nn.Module):
         steps = z.shape[1]
         real = steps - open_loop
         if open_loop == 0:
-            return self(z, actions, state)[0]
-        out, state = self.lstm(torch.cat([z[:, :real], actions[:, :real]], dim=-1), state)
+            return self(z, actions, state, ages)[0]
+        if ages is None:
+            ages = torch.arange(steps, device=z.device).expand(z.shape[:2])
+        out, state = self.lstm(self.inputs(z[:, :real], actions[:, :real], ages[:, :real]), state)
         outs = [F.dropout(out, self.dropout, self.training)]
         z_in = sample(self.heads(outs[0][:, -1]), 1.0, uniform[:, 0], normal[:, 0])
         for i, t in enumerate(range(real, steps)):
-            out, state = self.lstm(torch.cat([z_in, actions[:, t]], dim=-1).unsqueeze(1), state)
+            out, state = self.lstm(self.inputs(z_in, actions[:, t], ages[:, t]).unsqueeze(1), state)
             outs.append(F.dropout(out, self.dropout, self.training))
             if i + 1 < open_loop:
                 z_in = sample(self.heads(outs[-1][:, 0]), 1.0, uniform[:, i + 1], normal[:, i + 1])
@@ -166,16 +199,16 @@ class MDRNN(nn.Module):
         zeros = torch.zeros(1, batch, self.hidden)
         return zeros, zeros.clone()
 
-    def advance(self, z: torch.Tensor, action: torch.Tensor, state: State) -> State:
-        """Advance the LSTM one step for a batch (B, z), (B, a); the agent needs only this."""
-        _, state = self.lstm(torch.cat([z, action], dim=-1).unsqueeze(1), state)
+    def advance(self, z: torch.Tensor, action: torch.Tensor, state: State, age: Ages = None) -> State:
+        """Advance the LSTM one step for a batch (B, z), (B, a) at `age` (an int or (B,)); the agent needs only this."""
+        _, state = self.lstm(self.inputs(z, action, age).unsqueeze(1), state)
         return state
 
     def step(self, z: torch.Tensor, action: torch.Tensor, state: State, temperature: float,
-             uniform: torch.Tensor, normal: torch.Tensor, mask: torch.Tensor | None = None
+             uniform: torch.Tensor, normal: torch.Tensor, mask: torch.Tensor | None = None, age: Ages = None
              ) -> tuple[torch.Tensor, Heads, State]:
-        """One imagined step for a batch (B, ...): returns z_{t+1} sampled at tau, the heads, and the new state."""
-        state = self.advance(z, action, state)
+        """One imagined step for a batch (B, ...) at `age`: returns z_{t+1} sampled at tau, the heads, the new state."""
+        state = self.advance(z, action, state, age)
         heads = self.heads(state[0][0], mask)
         return sample(heads, temperature, uniform, normal), heads, state
 

@@ -76,8 +76,9 @@ def _batch(data: dict[str, torch.Tensor], starts: torch.Tensor, seq_len: int, ge
         b = len(starts)
         noise = (torch.rand(b, open_loop, picks, generator=gen).to(device),
                  torch.randn(b, open_loop, mu.shape[-1], generator=gen).to(device))
+    ages = idx[:, :-1] - data["first"][starts][:, None]  # each step's age in its episode (for mdrnn.age_scale)
     return (z[:, :-1], data["actions"][idx[:, :-1]], z[:, 1:], data["rewards"][idx[:, :-1]],
-            data["dones"][idx[:, :-1]], valid, has_next, noise)
+            data["dones"][idx[:, :-1]], valid, has_next, noise, ages)
 
 
 @torch.no_grad()
@@ -99,8 +100,8 @@ def episode_state(model: MDRNN, data: dict[str, torch.Tensor], starts: torch.Ten
     idx = torch.minimum(idx, (first + reads - 1)[:, None])  # padding past a window's own steps, packed away below
     mu, sigma = data["mu"][idx], data["logsigma"][idx].exp()
     z = mu + sigma * torch.randn(mu.shape, generator=gen).to(device)
-    steps = pack_padded_sequence(torch.cat([z, data["actions"][idx]], dim=-1), reads.cpu(), batch_first=True,
-                                 enforce_sorted=False)
+    steps = pack_padded_sequence(model.inputs(z, data["actions"][idx], idx - first[:, None]), reads.cpu(),
+                                 batch_first=True, enforce_sorted=False)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         _, (h, c) = model.lstm(steps)
     fresh = (ages == 0)[None, :, None]
@@ -133,9 +134,10 @@ def tile_reward(rewards: np.ndarray) -> float:
 
 def _losses(model: MDRNN, batch, reward_weight: float, done_weight: float = 1.0,
             bf16: bool = False, state: State | None = None) -> dict[str, torch.Tensor]:
-    z, a, z_next, r, d, valid, has_next, noise = batch
+    z, a, z_next, r, d, valid, has_next, noise, ages = batch
     with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=bf16):  # M's matrix products in bf16
-        heads = model(z, a, state)[0] if noise is None else model.unroll(z, a, noise[0].shape[1], *noise, state)
+        heads = (model(z, a, state, ages)[0] if noise is None
+                 else model.unroll(z, a, noise[0].shape[1], *noise, state, ages))
     if bf16:  # the mixture's log-likelihood and the losses in fp32
         heads = Heads(*(h.float() for h in heads))
     step_nll = gmm_nll(z_next, heads.mus, heads.log_sigmas, heads.logit_pi)
@@ -189,11 +191,12 @@ def train_mdrnn(latents: dict[str, np.ndarray], cfg: MdrnnConfig, seed: int = 0,
     z_dim = data["mu"].shape[1]
     bonus = tile_reward(np.asarray(latents["rewards"])) if cfg.reward == "tile" else 0.0
     model = MDRNN(z_dim, data["actions"].shape[1], cfg.hidden, cfg.gaussians, cfg.reward, bonus, cfg.dropout,
-                  cfg.done_weight, cfg.mixture)
+                  cfg.done_weight, cfg.mixture, cfg.age_scale)
     if init is not None:
-        if ((init.z_dim, init.hidden, init.gaussians, init.reward_kind, init.mixture)
-                != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward, cfg.mixture)):
-            raise ValueError("the M to fine-tune has another shape, mixture or reward head than mdrnn params ask for")
+        if ((init.z_dim, init.hidden, init.gaussians, init.reward_kind, init.mixture, init.age_scale)
+                != (z_dim, cfg.hidden, cfg.gaussians, cfg.reward, cfg.mixture, cfg.age_scale)):
+            raise ValueError("the M to fine-tune has another shape, mixture, reward head or age input than mdrnn "
+                             "params ask for")
         model.load_state_dict(init.state_dict())
     device = torch.device(device)
     data = {k: v.to(device) for k, v in data.items()}
