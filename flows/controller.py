@@ -67,6 +67,8 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
         where = f"M's dream at temperature {p.dream.temperature}, dropout {p.dream.dropout}"
         if p.dream.hazard == "calibrated":
             where += f", deaths calibrated by age in bands of {p.dream.hazard_band} steps"
+        if p.dream.action_noise:
+            where += f", a random action on {p.dream.action_noise:.0%} of its steps"
         report = hazard_report(dream)
         return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where, report
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)

@@ -101,7 +101,7 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
                            DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
                                        first_frame_share=0.0, done="threshold", ensemble_done="mean",
-                                       disagreement=0.0, hazard="model", hazard_band=100))
+                                       disagreement=0.0, hazard="model", hazard_band=100, action_noise=0.0))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -355,7 +355,7 @@ def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None
     def score(path: str, ensemble_done: str, members: tuple[str, ...] = (), disagreement: float = 0.0) -> list[float]:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
                             done="sample", ensemble_done=ensemble_done, disagreement=disagreement,
-                            hazard="model", hazard_band=100)
+                            hazard="model", hazard_band=100, action_noise=0.0)
         fitness = DreamFitness(str(tmp_path / path), str(tmp_path / "latents.npz"), cfg, dream, members=members)
         return fitness.population(flat, list(range(100)))
 
@@ -378,7 +378,7 @@ def test_dream_disagreement_in_params_pays_an_ensemble_less_where_its_members_di
     def score(disagreement: float) -> np.ndarray:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
                             done="threshold", ensemble_done="mean", disagreement=disagreement,
-                            hazard="model", hazard_band=100)
+                            hazard="model", hazard_band=100, action_noise=0.0)
         return np.asarray(DreamFitness(str(tmp_path / "ensemble.safetensors"), str(tmp_path / "latents.npz"), cfg,
                                        dream).population(flat, [1, 2, 3]))
 
@@ -457,3 +457,29 @@ def test_rows_to_step_are_the_live_dreams_topped_up_with_ended_ones() -> None:
     small = torch.zeros(2, 3, dtype=torch.bool)
     small[1, 2] = True
     assert torch.equal(rows_to_step(small), torch.arange(6))  # fewer rows than MIN_ROWS: all of them
+
+
+def test_a_slip_replaces_every_candidates_action_on_a_trial_and_nothing_else() -> None:
+    torch.manual_seed(0)
+    dream = Dream(MDRNN(z_dim=8, action_dim=3, hidden=32, gaussians=3).eval(), torch.randn(4, 8), action_noise=0.3)
+    raw = torch.rand(5, 400, 3) * 0.2 + 2.0  # outside [-1, 1]: a slipped action is told apart from C's
+    slipped = dream.slip(raw, torch.Generator().manual_seed(1))
+    hit = (slipped != raw).any(-1)  # (P, T)
+    assert torch.equal(hit, hit[:1].expand_as(hit))  # a trial slips for every candidate or for none
+    assert torch.equal(slipped[:, hit[0]], slipped[:1, hit[0]].expand(5, -1, -1))  # to the same action
+    assert torch.equal(slipped[~hit], raw[~hit]) and bool((slipped[hit].abs() <= 1).all())
+    assert 0.2 < hit[0].float().mean().item() < 0.4
+    assert torch.equal(Dream(dream.mdrnn, torch.randn(4, 8)).slip(raw, torch.Generator()), raw)
+
+
+def test_slips_change_a_dream_but_keep_it_a_function_of_its_seeds(world) -> None:
+    mdrnn, pool = world
+    policy = BatchedController("linear", candidates("linear", 4), 8, 32, 5)
+    plain = Dream(mdrnn, pool, temperature=1.0, max_steps=25).rollout(policy, [1, 2, 3], record=True)
+    slips = Dream(mdrnn, pool, temperature=1.0, max_steps=25, action_noise=0.5)
+    a, b = slips.rollout(policy, [1, 2, 3], record=True), slips.rollout(policy, [1, 2, 3], record=True)
+    assert torch.equal(a.latents, b.latents) and torch.equal(a.returns, b.returns)
+    assert torch.equal(a.latents[0], plain.latents[0])  # the same starts: slips are drawn after a step's numbers
+    assert not torch.equal(a.latents, plain.latents)
+    with pytest.raises(ValueError, match="action_noise"):
+        Dream(mdrnn, pool, action_noise=1.0)

@@ -51,6 +51,7 @@ BAD = [
     (["dream", "first_frame_share"], 0.5, "dream.first_frame_share mixes first frames"),  # smoke: first_frame
     (["dream", "hazard"], "age", "dream.hazard"),
     (["dream", "hazard_band"], 0, "dream.hazard_band"),
+    (["dream", "action_noise"], 1.0, "dream.action_noise"),
     (["dream", "hazard"], "calibrated", "dream.hazard: calibrated replays the collection policy"),  # smoke: brownian
     (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch
     # strict types: no booleans, fractions or text where a number belongs, and only finite numbers

@@ -183,6 +183,9 @@ class DreamConfig(_Section):
     # band by band as often as it did in the real rollouts (wm/dream_hazard.py)
     hazard: Literal["model", "calibrated"]
     hazard_band: int = Field(ge=1)
+    # the probability that a dream step plays a uniformly random action instead of C's (the same slip for every
+    # candidate on a trial): C must survive its own slips, so an exact sequence that only M rewards pays less
+    action_noise: float = Field(ge=0, lt=1)
 
 
 class IterateConfig(_Section):

@@ -17,11 +17,14 @@ data is thin and M's promises are least trustworthy. A death comes from the memb
 with `ensemble_done="max"` from the most pessimistic member's, so a controller must survive every member.
 With `age_offsets` a dream's done logit at step t also gets the offset of t's age band (`age_band` steps each,
 the last band for any later step): a hazard calibrated by age (wm/dream_hazard.py fits it).
+With `action_noise` p > 0 each step of a dream replaces C's action, with probability p, by a uniformly random one
+(before it is snapped to the env's actions): a controller must survive its own slips, so it cannot rely on an exact
+sequence of actions that only M rewards. The real env and `DreamEnv` play C's actions as they are.
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
-the dropout masks. A dream is a pure function of (M, the start pool, tau, dropout, seeds): the same seeds give the
-same returns.
+the dropout masks and the action slips. A dream is a pure function of (M, the start pool, tau, dropout, action noise,
+seeds): the same seeds give the same returns.
 """
 from __future__ import annotations
 
@@ -181,11 +184,13 @@ class Dream:
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
                  device: torch.device | str = "cpu", done: str = "threshold", members: Sequence[MDRNN] = (),
                  disagreement: float = 0.0, ensemble_done: str = "mean", age_offsets: torch.Tensor | None = None,
-                 age_band: int = 100) -> None:
+                 age_band: int = 100, action_noise: float = 0.0) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0 <= action_noise < 1:
+            raise ValueError(f"action_noise must be in [0, 1), got {action_noise}")
         if done not in ("threshold", "sample"):
             raise ValueError(f"done must be 'threshold' or 'sample', got {done!r}")
         pool = start_pool if isinstance(start_pool, StartPool) else None
@@ -217,6 +222,7 @@ class Dream:
                                     weights=None if pool.weights is None else pool.weights.float().cpu())
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
+        self.action_noise = float(action_noise)
         self.done = done
         if age_band < 1:
             raise ValueError(f"age_band must be >= 1, got {age_band}")
@@ -251,6 +257,18 @@ class Dream:
         uniforms = self.mdrnn.picks + (self.done == "sample") + (len(self.models) > 1)  # the member pick comes last
         uniform, normal = torch.rand(trials, uniforms, generator=gen), torch.randn(trials, self.z_dim, generator=gen)
         return uniform.to(self.device), normal.to(self.device)
+
+    def slip(self, raw: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """C's raw actions (P, T, dim) with each trial's slip this step: with probability `action_noise` the action
+        is replaced by one drawn uniformly from [-1, 1]^dim, the same slip for every candidate on that trial.
+
+        Drawn after the step's other numbers and only with action_noise > 0, so a dream without slips is unchanged."""
+        if self.action_noise == 0:
+            return raw
+        t, dim = raw.shape[1], raw.shape[2]
+        hit = (torch.rand(t, 1, generator=gen) < self.action_noise).to(self.device)
+        other = (torch.rand(t, dim, generator=gen) * 2 - 1).to(self.device)
+        return torch.where(hit, other, raw)
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
@@ -329,7 +347,7 @@ class Dream:
         trace = [z.clone()] if record else []
         for age in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
-            raw = policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1))
+            raw = self.slip(policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1)), gen)
             action = policy.actions.snap(policy.actions.to_env(raw))
             rows = rows_to_step(alive)
             if rows is None:
