@@ -7,9 +7,9 @@ keeps every checked mean, and scores each on `--dreams` held-out dreams (seeds n
 the real env over `--episodes` evaluation episodes. Nothing here feeds back into training: the real scores are a
 diagnostic of the picking rule, never a fitness.
 
-Prints one markdown row per check (check score, held-out dream score, real score ± its standard error) and, with
-`--out`, writes them as JSON. A picker that followed the game would choose the row with the best real score; the
-stage chooses the best check.
+Prints one markdown row per check (check score, held-out dream score, with `--other-mdrnn` the score in another M's
+dream, real score ± its standard error) and, with `--out`, writes them as JSON. A picker that followed the game
+would choose the row with the best real score; the stage chooses the best check.
 
 `--real-at` limits the scored rows to some checked generations (the other checks only record the CMA mean, with no
 dream). `--average A-B` adds a row for the average of the CMA means checked at generations A to B (parameter
@@ -17,7 +17,8 @@ averaging, as SWA does for SGD); with `--eval-every 1` that is every generation'
 
 Usage: python bench/cma_checks.py --params params.yaml --vae models/vae.safetensors
        --latents data/iter0/latents.npz --mdrnn models/iter0/mdrnn.safetensors [--episodes 100] [--dreams 128]
-       [--generations 120 --eval-every 20] [--real-at 60,120] [--average 61-120] [--set population=64] [--out checks.json]
+       [--generations 120 --eval-every 20] [--real-at 60,120] [--average 61-120] [--set population=64]
+       [--other-mdrnn M2] [--out checks.json]
 """
 from __future__ import annotations
 
@@ -107,6 +108,8 @@ def main() -> None:
                     help="also score the average of the means checked at generations A..B (repeatable)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a controller key, e.g. population=64 (repeatable)")
+    ap.add_argument("--other-mdrnn", metavar="M2", help="also score each mean on the held-out dreams of M2, Ms trained "
+                    "on the same latents that C never trained in (issue 9's held-out M)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", help="write the rows as JSON here")
     a = ap.parse_args()
@@ -117,6 +120,7 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     fitness = DreamFitness(a.mdrnn, a.latents, cfg, p.dream, p.env.id, p.device)
+    other = DreamFitness(a.other_mdrnn, a.latents, cfg, p.dream, p.env.id, p.device) if a.other_mdrnn else None
     means: list[np.ndarray] = []
 
     def score(candidates, seeds):  # the checks are the calls with one candidate: keep what they score
@@ -135,8 +139,8 @@ def main() -> None:
     held_out = check_seeds(p.seed + HELD_OUT, a.dreams)
     rows = []
     print(f"| generation | check ({cfg.eval_episodes} dreams) | held-out dream ({a.dreams}) | "
-          f"real ({a.episodes} episodes) ± SE | chosen |")
-    print("|---|---|---|---|---|")
+          + (f"M2's dream ({a.dreams}) | " if other else "") + f"real ({a.episodes} episodes) ± SE | chosen |")
+    print("|---|---|---|---|---|" + ("---|" if other else ""))
     todo = [(chk, m) for chk, m in zip(result.checks, means) if int(chk["generation"]) in real_at]
     for lo, hi in spans:
         picked = [m for g, m in zip(checked, means) if lo <= g <= hi]
@@ -147,6 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(a.workers) as pool:
         for n, (check, params) in enumerate(todo):
             dream = float(np.mean(fitness.population([params], held_out)))
+            elsewhere = float(np.mean(other.population([params], held_out))) if other else None
             c.set_flat(params)
             path = str(Path(tmp) / f"c{n}.safetensors")
             save_controller(path, c)
@@ -157,9 +162,12 @@ def main() -> None:
             row = {"generation": int(gen) if isinstance(gen, float) else gen, "check": check["check_mean_return"], "held_out_dream": dream,
                    "real": float(real.mean()), "real_se": mean_se(real.tolist())[1],
                    "chosen": chosen, "episodes": real.tolist()}
+            if other:
+                row["other_m_dream"] = elsewhere
             rows.append(row)
-            print(f"| {row['generation']} | {row['check']:.1f} | {dream:.1f} | {row['real']:.1f} ± {row['real_se']:.1f} | "
-                  f"{'yes' if chosen else ''} |", flush=True)
+            print(f"| {row['generation']} | {row['check']:.1f} | {dream:.1f} | "
+                  + (f"{elsewhere:.1f} | " if other else "")
+                  + f"{row['real']:.1f} ± {row['real_se']:.1f} | {'yes' if chosen else ''} |", flush=True)
     if a.out:
         with atomic_path(a.out) as tmp_out:
             Path(tmp_out).write_text(json.dumps({"seed": p.seed, "rows": rows}, indent=1))
