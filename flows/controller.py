@@ -69,6 +69,8 @@ def make_scorer(p: Params, cfg: ControllerConfig, vae: str, mdrnn: str, latents:
             where += f", deaths calibrated by age in bands of {p.dream.hazard_band} steps"
         if p.dream.action_noise:
             where += f", a random action on {p.dream.action_noise:.0%} of its steps"
+        if p.dream.member_pick == "dream" and p.mdrnn.members > 1:
+            where += ", each dream in one member's world"
         report = hazard_report(dream)
         return (lambda cands, seeds: dream_population(dream, np.stack(cands), seeds)), lambda: 0, where, report
     real = RealFitness(vae, mdrnn, p.env, cfg, p.real.patience)

@@ -101,7 +101,8 @@ def test_one_call_scores_the_whole_population_like_separate_calls(world, tmp_pat
     fitness = DreamFitness(str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg,
                            DreamConfig(temperature=1.15, patience=5, dropout=0.0, start="first_frame",
                                        first_frame_share=0.0, done="threshold", ensemble_done="mean",
-                                       disagreement=0.0, hazard="model", hazard_band=100, action_noise=0.0))
+                                       disagreement=0.0, hazard="model", hazard_band=100, action_noise=0.0,
+                                       member_pick="step"))
     scores = fitness.population(list(flat.numpy()), [1, 2, 3, 4])
     assert np.allclose(scores, together.returns.mean(1).numpy(), atol=1e-4)
 
@@ -355,7 +356,7 @@ def test_an_m_file_holding_an_ensemble_dreams_as_that_ensemble(tmp_path) -> None
     def score(path: str, ensemble_done: str, members: tuple[str, ...] = (), disagreement: float = 0.0) -> list[float]:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
                             done="sample", ensemble_done=ensemble_done, disagreement=disagreement,
-                            hazard="model", hazard_band=100, action_noise=0.0)
+                            hazard="model", hazard_band=100, action_noise=0.0, member_pick="step")
         fitness = DreamFitness(str(tmp_path / path), str(tmp_path / "latents.npz"), cfg, dream, members=members)
         return fitness.population(flat, list(range(100)))
 
@@ -378,13 +379,49 @@ def test_dream_disagreement_in_params_pays_an_ensemble_less_where_its_members_di
     def score(disagreement: float) -> np.ndarray:
         dream = DreamConfig(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0,
                             done="threshold", ensemble_done="mean", disagreement=disagreement,
-                            hazard="model", hazard_band=100, action_noise=0.0)
+                            hazard="model", hazard_band=100, action_noise=0.0, member_pick="step")
         return np.asarray(DreamFitness(str(tmp_path / "ensemble.safetensors"), str(tmp_path / "latents.npz"), cfg,
                                        dream).population(flat, [1, 2, 3]))
 
     calm, wary = score(0.0), score(1.0)
     assert (wary < calm).all()  # the same dreams (the penalty never moves z), each step paid less
     assert np.allclose(calm - score(2.0), 2 * (calm - wary), rtol=1e-3, atol=1e-3)
+
+
+def _far_member(m: MDRNN, at: float) -> MDRNN:
+    """A copy of `m` whose mixture puts every component's mean at `at`: its steps are told apart from m's."""
+    far = MDRNN(z_dim=m.z_dim, action_dim=3, hidden=m.hidden, gaussians=m.gaussians).eval()
+    far.load_state_dict(m.state_dict())
+    k_z = m.gaussians * m.z_dim
+    with torch.no_grad():
+        far.head.weight[:k_z].zero_()
+        far.head.bias[:k_z] = at
+    return far
+
+
+def test_a_dream_can_keep_one_member_for_its_whole_episode(world) -> None:
+    mdrnn, pool = world
+    policy = BatchedController("linear", candidates("linear", 3), 8, 32, 5)
+    seeds = list(range(40))
+
+    def play(pick: str):
+        dream = Dream(mdrnn, pool, max_steps=15, members=[_far_member(mdrnn, 100.0)], member_pick=pick)
+        return dream.rollout(policy, seeds, record=True).latents[1:]  # (steps, P, T, z) after the start
+
+    per_step, per_dream = play("step"), play("dream")
+    far_step, far_dream = (x.mean(-1) > 50 for x in (per_step, per_dream))  # (steps, P, T): the far member's steps
+    kept = far_dream.all(0) | (~far_dream).all(0)  # (P, T): the same member at every step
+    assert bool(kept.all()) and not bool((far_step.all(0) | (~far_step).all(0)).all())
+    assert torch.equal(far_dream, far_dream[:, :1].expand_as(far_dream))  # one pick per trial, for every candidate
+    assert 8 < int(far_dream[0, 0].sum()) < 32  # about half of the 40 dreams play in the far member's world
+    assert torch.equal(per_step[0], per_dream[0])  # the first step's pick is the one the dream keeps
+    assert torch.equal(play("dream"), per_dream)
+    assert torch.equal(per_step, Dream(mdrnn, pool, max_steps=15, members=[_far_member(mdrnn, 100.0)]).rollout(
+        policy, seeds, record=True).latents[1:])  # "step" is the default
+    with pytest.raises(ValueError, match="member_pick"):
+        Dream(mdrnn, pool, member_pick="dream")  # one M: nothing to pick
+    with pytest.raises(ValueError, match="member_pick"):
+        Dream(mdrnn, pool, members=[mdrnn], member_pick="trial")
 
 
 def test_an_ensemble_refuses_members_of_another_shape_and_burned_in_states(world) -> None:

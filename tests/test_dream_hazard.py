@@ -93,7 +93,8 @@ def test_a_calibrated_dream_fitness_from_files(tmp_path) -> None:
     p = smoke_params()
     cfg = ControllerConfig(**{**p["controller"], "mode": "dream", "hidden_units": 5, "max_steps": MAX_STEPS})
     kw = dict(temperature=1.0, patience=None, dropout=0.0, start="first_frame", first_frame_share=0.0, done="sample",
-              ensemble_done="max", disagreement=0.0, hazard_band=BAND, action_noise=0.0)
+              ensemble_done="max", disagreement=0.0, hazard_band=BAND, action_noise=0.0,
+              member_pick="step")
     flat = [np.zeros(Controller("linear", Z, HIDDEN, 5, TAKECOVER).num_params(), np.float32)]
     files = (str(tmp_path / "m.safetensors"), str(tmp_path / "latents.npz"), cfg)
     model = DreamFitness(*files, DreamConfig(**kw, hazard="model"), TAKECOVER)

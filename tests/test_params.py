@@ -52,6 +52,8 @@ BAD = [
     (["dream", "hazard"], "age", "dream.hazard"),
     (["dream", "hazard_band"], 0, "dream.hazard_band"),
     (["dream", "action_noise"], 1.0, "dream.action_noise"),
+    (["dream", "member_pick"], "trial", "dream.member_pick"),
+    (["dream", "member_pick"], "dream", "dream.member_pick: dream picks one of the members"),  # smoke: one M
     (["dream", "hazard"], "calibrated", "dream.hazard: calibrated replays the collection policy"),  # smoke: brownian
     (["mdrnn", "holdout"], 0.0, "mdrnn.patience needs held-out rollouts"),  # smoke keeps M's best epoch
     # strict types: no booleans, fractions or text where a number belongs, and only finite numbers

@@ -186,6 +186,9 @@ class DreamConfig(_Section):
     # the probability that a dream step plays a uniformly random action instead of C's (the same slip for every
     # candidate on a trial): C must survive its own slips, so an exact sequence that only M rewards pays less
     action_noise: float = Field(ge=0, lt=1)
+    # an ensemble's z_{t+1} (mdrnn.members > 1): from a member picked anew at every step (`step`), or from one member
+    # picked per dream (`dream`), so that each dream plays out in one member's world; deaths still pool every member
+    member_pick: Literal["step", "dream"]
 
 
 class IterateConfig(_Section):
@@ -281,6 +284,9 @@ class Params(_Section):
         if self.dream.disagreement > 0 and self.mdrnn.members == 1:
             raise ValueError("dream.disagreement penalises the members' disagreement: it needs mdrnn.members > 1 "
                              "(or set it to 0.0)")
+        if self.dream.member_pick == "dream" and self.mdrnn.members == 1:
+            raise ValueError("dream.member_pick: dream picks one of the members per dream: it needs mdrnn.members > 1 "
+                             "(or set it to step)")
         if self.dream.hazard == "calibrated" and self.collect.policy != "repeat":
             raise ValueError("dream.hazard: calibrated replays the collection policy in the dream, and only policy "
                              f"repeat can be replayed there (collect.policy is {self.collect.policy!r})")

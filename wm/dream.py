@@ -11,7 +11,8 @@ h and keeps it for the whole episode (as in Dropout's Dream Land), so each dream
 controller cannot rely on one model's mistakes.
 
 With `members` (more Ms trained on the same data from other seeds) the dream is an ensemble: C reads the first M's h,
-each step's z_{t+1} comes from a member picked at random per trial, and the reward is the members' mean minus
+each step's z_{t+1} comes from a member picked at random per trial (`member_pick="step"`, anew at every step; or
+`"dream"`, once per dream, so that each dream plays out in one member's world), and the reward is the members' mean minus
 `disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
 data is thin and M's promises are least trustworthy. A death comes from the members' mean done logit or P(done), or
 with `ensemble_done="max"` from the most pessimistic member's, so a controller must survive every member.
@@ -184,13 +185,17 @@ class Dream:
                  max_steps: int = 1000, patience: int | None = None, dropout: float = 0.0,
                  device: torch.device | str = "cpu", done: str = "threshold", members: Sequence[MDRNN] = (),
                  disagreement: float = 0.0, ensemble_done: str = "mean", age_offsets: torch.Tensor | None = None,
-                 age_band: int = 100, action_noise: float = 0.0) -> None:
+                 age_band: int = 100, action_noise: float = 0.0, member_pick: str = "step") -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0 <= action_noise < 1:
             raise ValueError(f"action_noise must be in [0, 1), got {action_noise}")
+        if member_pick not in ("step", "dream"):
+            raise ValueError(f"member_pick must be 'step' or 'dream', got {member_pick!r}")
+        if member_pick == "dream" and not members:
+            raise ValueError("member_pick='dream' picks one member of an ensemble per dream: it needs members")
         if done not in ("threshold", "sample"):
             raise ValueError(f"done must be 'threshold' or 'sample', got {done!r}")
         pool = start_pool if isinstance(start_pool, StartPool) else None
@@ -223,6 +228,7 @@ class Dream:
         self.temperature, self.max_steps, self.patience = float(temperature), max_steps, patience
         self.dropout = float(dropout)
         self.action_noise = float(action_noise)
+        self.member_pick = member_pick
         self.done = done
         if age_band < 1:
             raise ValueError(f"age_band must be >= 1, got {age_band}")
@@ -269,6 +275,16 @@ class Dream:
         hit = (torch.rand(t, 1, generator=gen) < self.action_noise).to(self.device)
         other = (torch.rand(t, dim, generator=gen) * 2 - 1).to(self.device)
         return torch.where(hit, other, raw)
+
+    def hold_member(self, uniform: torch.Tensor, held: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A step's uniforms (T, k) with the member pick (the last column) of each trial's first step when
+        `member_pick` is "dream"; returns them and the held column (None before the first step, or per-step picks).
+
+        The pick reuses the first step's own uniform, so no number is drawn that a per-step dream does not draw."""
+        if self.member_pick == "step":
+            return uniform, held
+        held = uniform[:, -1:] if held is None else held
+        return torch.cat([uniform[:, :-1], held], dim=1), held
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, action: torch.Tensor, state: DreamState, uniform: torch.Tensor,
@@ -345,8 +361,10 @@ class Dream:
         steps = torch.zeros(p, t, dtype=torch.long, device=dev)
         alive = torch.ones(p, t, dtype=torch.bool, device=dev)
         trace = [z.clone()] if record else []
+        held = None
         for age in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
+            uniform, held = self.hold_member(uniform, held)
             raw = self.slip(policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1)), gen)
             action = policy.actions.snap(policy.actions.to_env(raw))
             rows = rows_to_step(alive)
@@ -406,6 +424,7 @@ class DreamEnv(gym.Env):
         self._masks = self.dream.draw_masks(self._gen, 1)
         self._state = self.dream.initial_state(h0, c0, 1)
         self._steps = 0
+        self._held: torch.Tensor | None = None
         return self._z.view(-1).cpu().numpy(), self._info()
 
     def step(self, action: np.ndarray):
@@ -413,6 +432,7 @@ class DreamEnv(gym.Env):
         if self._gen is None:
             raise RuntimeError("call reset() before step()")
         uniform, normal = self.dream.draw_noise(self._gen, 1)
+        uniform, self._held = self.dream.hold_member(uniform, self._held)
         a = torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, 1, self.actions.dim)
         a = self.actions.snap(a).to(self.dream.device)
         self._z, reward, done, self._state = self.dream.step(self._z, a, self._state, uniform, normal,

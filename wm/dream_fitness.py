@@ -50,12 +50,13 @@ def real_lifetimes(latents: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
 def _dream(mdrnn_path: str, latents_path: str, temperature: float, max_steps: int, patience: int | None,
            dropout: float, start: str, first_frame_share: float, device: str, done: str, members: tuple[str, ...],
            disagreement: float, ensemble_done: str, hazard: tuple[str, int, str, int], action_noise: float,
-           stamp: tuple[float, ...]) -> tuple[Dream, AgeFit | None]:
+           member_pick: str, stamp: tuple[float, ...]) -> tuple[Dream, AgeFit | None]:
     (mdrnn, *ensemble), latents = load_ensemble(mdrnn_path), load_npz(latents_path)
     pool = start_pool(mdrnn, latents, start, first_frame_share)
     ensemble += [load_mdrnn(m) for m in members]  # M's own members, then any others
     dream = Dream(mdrnn, pool, temperature, max_steps, patience, dropout, resolve_device(device), done, ensemble,
-                  disagreement, ensemble_done, action_noise=action_noise)
+                  disagreement, ensemble_done, action_noise=action_noise,
+                  member_pick=member_pick)
     kind, band, env, repeat_max = hazard
     if kind == "model":
         return dream, None
@@ -84,7 +85,7 @@ class DreamFitness:
                       self.dream.first_frame_share, self.device, self.dream.done, tuple(self.members),
                       self.dream.disagreement, self.dream.ensemble_done,
                       (self.dream.hazard, self.dream.hazard_band, self.env, self.repeat_max),
-                      self.dream.action_noise, _stamp(self.mdrnn, self.latents, *self.members))
+                      self.dream.action_noise, self.dream.member_pick, _stamp(self.mdrnn, self.latents, *self.members))
 
     def world(self, patience: bool = True) -> Dream:
         """The dream, cached per process; `patience=False` lets every dream run to max_steps (for videos)."""
