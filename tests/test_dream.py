@@ -129,14 +129,16 @@ def test_temperature_widens_the_spread_of_imagined_trajectories(world) -> None:
     assert low < mid < high
 
 
-@pytest.mark.parametrize("arch", ["linear", "linear_hc"])
-def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str) -> None:
+@pytest.mark.parametrize("arch, pick", [("linear", None), ("linear_hc", None), ("linear", "dream")])
+def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str, pick: str | None) -> None:
     mdrnn, pool = world
     flat = candidates(arch, 1, seed=7)
-    batched = Dream(mdrnn, pool, temperature=1.0, max_steps=12).rollout(
+    # pick: an ensemble whose dream keeps one member per dream, in the batch and one step at a time alike
+    kw = {} if pick is None else dict(members=[_far_member(mdrnn, 100.0)], member_pick=pick)
+    batched = Dream(mdrnn, pool, temperature=1.0, max_steps=12, **kw).rollout(
         BatchedController(arch, flat, 8, 32, 5), [42], record=True)
     controller = Controller(arch, 8, 32, 5).set_flat(flat[0].numpy())
-    env = DreamEnv(Dream(mdrnn, pool, temperature=1.0, max_steps=12))
+    env = DreamEnv(Dream(mdrnn, pool, temperature=1.0, max_steps=12, **kw))
     z, info = env.reset(seed=42)
     total, zs, done = 0.0, [z], False
     while not done:
