@@ -12,8 +12,8 @@ controller cannot rely on one model's mistakes.
 
 With `members` (more Ms trained on the same data from other seeds) the dream is an ensemble: C reads the first M's h,
 each step's z_{t+1} comes from a member picked at random per trial (`member_pick="step"`, anew at every step; or
-`"dream"`, once per dream, so that each dream plays out in one member's world), and the reward is the members' mean minus
-`disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
+`"dream"`, once per dream, so that each dream plays out in one member's world), and the reward is the members' mean
+minus `disagreement` times their standard deviation, so a controller is paid less where the models disagree: where the
 data is thin and M's promises are least trustworthy. A death comes from the members' mean done logit or P(done), or
 with `ensemble_done="max"` from the most pessimistic member's, so a controller must survive every member.
 With `age_offsets` a dream's done logit at step t also gets the offset of t's age band (`age_band` steps each,
