@@ -131,7 +131,7 @@ def main() -> None:
         return fitness.population(candidates, seeds)
 
     mdrnn = load_mdrnn(a.mdrnn)
-    c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input)
+    c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input, cfg.action_repeat)
     t0 = time.perf_counter()
     result = train_cmaes(c.num_params(), cfg, score, p.seed)
     print(f"CMA-ES: {cfg.population} x {cfg.trials} x {cfg.generations}, seed {p.seed}, {time.perf_counter() - t0:.0f} s; "

@@ -130,7 +130,8 @@ def main() -> None:
                 m_path = paths[0]  # C reads the first M's h, in the dream and in the real env
             mdrnn = load_mdrnn(m_path)
             fitness = DreamFitness(m_path, a.latents, c_cfg, d_cfg, p.env.id, p.device, members=tuple(paths[1:]))
-            c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units, p.env.id, c_cfg.z_input)
+            c = Controller(c_cfg.arch, mdrnn.z_dim, mdrnn.hidden, c_cfg.hidden_units, p.env.id, c_cfg.z_input,
+                           c_cfg.action_repeat)
             result = train_cmaes(c.num_params(), c_cfg, fitness.population, p.seed)
             c.set_flat(result.best_params)
             c_path = str(Path(tmp) / f"row{rows.index(name)}_c.safetensors")

@@ -67,7 +67,7 @@ def main() -> None:
     fitness = RealFitness(a.vae, a.mdrnn, p.env, cfg, None)
     evaluation = RealFitness(a.vae, a.mdrnn, p.env, cfg.model_copy(update={"max_steps": p.evaluate.max_steps}), None)
     mdrnn = load_mdrnn(a.mdrnn)
-    c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input)
+    c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input, cfg.action_repeat)
     x0 = load_controller(a.x0).get_flat() if a.x0 else None
     steps = [0]
     with ProcessPoolExecutor(a.workers) as pool:

@@ -100,7 +100,7 @@ def controller_flow(vae: str, mdrnn: str, latents: str, model: str, metrics: str
         cfg = cfg.model_copy(update={"generations": p.iterate.generations, "sigma0": p.iterate.sigma0})
     seed = iteration_seed(p.seed, k)
     z_dim, hidden = load_vae(vae).z_dim, load_mdrnn(mdrnn).hidden
-    controller = Controller(cfg.arch, z_dim, hidden, cfg.hidden_units, p.env.id, cfg.z_input)
+    controller = Controller(cfg.arch, z_dim, hidden, cfg.hidden_units, p.env.id, cfg.z_input, cfg.action_repeat)
     x0 = load_controller(init).get_flat() if init else None
     fitness_section = p.dream if cfg.mode == "dream" else p.real
     stage = "controller" if k == 0 else f"controller_iter@{k}"

@@ -129,23 +129,26 @@ def test_temperature_widens_the_spread_of_imagined_trajectories(world) -> None:
     assert low < mid < high
 
 
-@pytest.mark.parametrize("arch, pick", [("linear", None), ("linear_hc", None), ("linear", "dream")])
-def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str, pick: str | None) -> None:
+@pytest.mark.parametrize("arch, pick, repeat", [("linear", None, 1), ("linear_hc", None, 1), ("linear", "dream", 1),
+                                                ("linear", None, 5)])
+def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str, pick: str | None, repeat: int) -> None:
     mdrnn, pool = world
     flat = candidates(arch, 1, seed=7)
     # pick: an ensemble whose dream keeps one member per dream, in the batch and one step at a time alike
     kw = {} if pick is None else dict(members=[_far_member(mdrnn, 100.0)], member_pick=pick)
+    # repeat: C picks every `repeat` steps; the batched dream holds its action, and here the caller does
     batched = Dream(mdrnn, pool, temperature=1.0, max_steps=12, **kw).rollout(
-        BatchedController(arch, flat, 8, 32, 5), [42], record=True)
+        BatchedController(arch, flat, 8, 32, 5, action_repeat=repeat), [42], record=True)
     controller = Controller(arch, 8, 32, 5).set_flat(flat[0].numpy())
     env = DreamEnv(Dream(mdrnn, pool, temperature=1.0, max_steps=12, **kw))
     z, info = env.reset(seed=42)
     total, zs, done = 0.0, [z], False
     while not done:
-        with torch.no_grad():
-            raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None],
-                             torch.from_numpy(info["c"])[None])[0]
-        action = to_env_action(raw).numpy()
+        if (len(zs) - 1) % repeat == 0:
+            with torch.no_grad():
+                raw = controller(torch.from_numpy(z)[None], torch.from_numpy(info["h"])[None],
+                                 torch.from_numpy(info["c"])[None])[0]
+            action = to_env_action(raw).numpy()
         assert env.action_space.contains(action)
         z, reward, terminated, truncated, info = env.step(action)
         total += reward
@@ -154,6 +157,28 @@ def test_dream_env_is_the_same_dream_one_step_at_a_time(world, arch: str, pick: 
     assert len(zs) == 13 and env.observation_space.contains(zs[-1])
     assert np.allclose(np.stack(zs), batched.latents[:, 0, 0].numpy(), atol=1e-4)
     assert total == pytest.approx(float(batched.returns[0, 0]), abs=1e-3)
+
+
+def test_a_repeating_policy_is_asked_every_k_steps_and_changes_the_dream(world) -> None:
+    mdrnn, pool = world
+    flat = candidates("linear", 3, seed=3)
+    asked: list[int] = []
+
+    class Counting(BatchedController):
+        def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+            asked.append(1)
+            return super().__call__(*args)
+
+    held = Dream(mdrnn, pool, max_steps=12).rollout(Counting("linear", flat, 8, 32, 5, action_repeat=4), [1, 2])
+    assert len(asked) == 3  # on steps 0, 4 and 8 of 12
+    every = Dream(mdrnn, pool, max_steps=12).rollout(BatchedController("linear", flat, 8, 32, 5), [1, 2])
+    assert not torch.allclose(held.returns, every.returns)
+    one = Dream(mdrnn, pool, max_steps=12).rollout(BatchedController("linear", flat, 8, 32, 5, action_repeat=1),
+                                                  [1, 2])
+    assert torch.equal(one.returns, every.returns)  # 1 is the dream as before, bit for bit
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="action_repeat"):
+            BatchedController("linear", flat, 8, 32, 5, action_repeat=bad)
 
 
 def test_dream_env_renders_through_the_decoder(world) -> None:

@@ -152,6 +152,37 @@ def test_a_sampling_agent_reads_a_draw_from_v_s_posterior_seeded_per_episode(tmp
         Controller(z_input="mode")
 
 
+def test_an_agent_with_action_repeat_holds_c_s_pick_while_m_reads_every_frame(tmp_path) -> None:
+    from wm.agent import Agent
+    from wm.controller import load_controller, save_controller
+    from wm.vae import to_input
+
+    torch.manual_seed(0)
+    vae, m = ConvVAE(z_dim=8).eval(), MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=2).eval()
+    flat = np.random.default_rng(0).normal(size=Controller("linear", 8, 16).num_params())
+    save_controller(tmp_path / "c.safetensors", Controller("linear", 8, 16, action_repeat=3).set_flat(flat))
+    held_c, every_c = load_controller(tmp_path / "c.safetensors"), Controller("linear", 8, 16).set_flat(flat)
+    assert held_c.action_repeat == 3 and "action_repeat" not in every_c.config()  # a repeat-1 file is as it was
+    frames = np.random.default_rng(1).integers(0, 256, size=(9, 64, 64, 3), dtype=np.uint8)
+    held, every = Agent(vae, m, held_c), Agent(vae, m, every_c)
+    held_actions = np.stack([held.act(f) for f in frames])
+    every_actions = np.stack([every.act(f) for f in frames])
+    for start in (0, 3, 6):  # C picks on frames 0, 3 and 6 and its pick is played until the next
+        assert (held_actions[start:start + 3] == held_actions[start]).all()
+    assert np.array_equal(held_actions[0], every_actions[0]) and not np.allclose(held_actions, every_actions)
+    assert held.age == 9  # M read every frame
+    state = m.initial_state(1)
+    with torch.no_grad():
+        for t, (frame, action) in enumerate(zip(frames, held_actions)):
+            mu, _ = vae.encode(to_input(torch.from_numpy(frame).unsqueeze(0)))
+            state = m.advance(mu, torch.from_numpy(action).unsqueeze(0), state, t)
+    assert torch.allclose(held.state[0], state[0]) and torch.allclose(held.state[1], state[1])
+    held.reset(0)
+    assert np.array_equal(held.act(frames[0]), held_actions[0])  # a new episode starts with a pick
+    with pytest.raises(ValueError, match="action_repeat"):
+        Controller(action_repeat=0)
+
+
 def test_the_step_is_the_training_forward_one_step_at_a_time() -> None:
     torch.manual_seed(0)
     m = MDRNN(z_dim=8, action_dim=3, hidden=16, gaussians=3).eval()
@@ -282,7 +313,7 @@ def test_cma_es_warm_starts_from_x0() -> None:
     from wm.config import ControllerConfig
 
     cfg = ControllerConfig(mode="dream", arch="linear", hidden_units=1, population=4, trials=1, generations=2,
-                           sigma0=1e-6, max_steps=2, eval_every=1, eval_episodes=1, z_input="mean")
+                           sigma0=1e-6, max_steps=2, eval_every=1, eval_episodes=1, z_input="mean", action_repeat=1)
     x0 = np.linspace(-1, 1, 5)
     result = train_cmaes(5, cfg, lambda cands, seeds: [-float(np.sum(c**2)) for c in cands], seed=0, x0=x0)
     assert np.allclose(result.best_params, x0, atol=1e-4)

@@ -52,6 +52,7 @@ BAD = [
     (["dream", "hazard"], "age", "dream.hazard"),
     (["dream", "hazard_band"], 0, "dream.hazard_band"),
     (["dream", "action_noise"], 1.0, "dream.action_noise"),
+    (["controller", "action_repeat"], 0, "controller.action_repeat"),
     (["dream", "member_pick"], "trial", "dream.member_pick"),
     (["dream", "member_pick"], "dream", "dream.member_pick: dream picks one of the members"),  # smoke: one M
     (["dream", "hazard"], "calibrated", "dream.hazard: calibrated replays the collection policy"),  # smoke: brownian

@@ -15,7 +15,8 @@ from wm.vae import ConvVAE, load_vae, to_input
 
 class Agent:
     """Stateful policy over preprocessed 64x64 frames: z = mu(frame) (or a draw from V's posterior when C's z_input
-    says `sample`), a = C(z, h), then h advances through M."""
+    says `sample`), a = C(z, h), then h advances through M. With C's `action_repeat` k, C picks on every k-th frame
+    and the agent plays that action until the next pick; M reads every frame and the action played."""
 
     def __init__(self, vae: ConvVAE, mdrnn: MDRNN, controller: Controller) -> None:
         self.vae, self.mdrnn, self.controller = vae, mdrnn, controller
@@ -25,20 +26,26 @@ class Agent:
         """Forget the recurrent state (call at the start of every episode); `seed` seeds the z draws, if any."""
         self.state = self.mdrnn.initial_state(1)
         self.age = 0  # steps M has read this episode (an M with age input reads it)
+        self.steps = 0  # frames acted on this episode: C picks on every action_repeat-th
+        self.held: torch.Tensor | None = None
         self.gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def act(self, frame: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Action for one preprocessed uint8 frame (64, 64, 3); `noise` (action_dim,) is added and the result clipped
-        to the action box, then snapped to what the env executes, before M sees it: h follows the action taken."""
+        to the action box, then snapped to what the env executes, before M sees it: h follows the action taken.
+        Between C's picks (`action_repeat` > 1) the held action is played again and `noise` is not read."""
         mu, logvar = self.vae.encode(to_input(torch.from_numpy(np.array(frame)).unsqueeze(0)))
         if self.controller.z_input == "sample":  # C and M read the same draw, as in the dream
             mu = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=self.gen)
-        actions = self.controller.actions
-        action = actions.to_env(self.controller(mu, self.state[0][0], self.state[1][0]))
-        if noise is not None:
-            action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), *actions.bounds())
-        action = actions.snap(action)
+        if self.held is None or self.steps % self.controller.action_repeat == 0:
+            actions = self.controller.actions
+            action = actions.to_env(self.controller(mu, self.state[0][0], self.state[1][0]))
+            if noise is not None:
+                action = torch.clamp(action + torch.as_tensor(noise, dtype=action.dtype), *actions.bounds())
+            self.held = actions.snap(action)
+        action = self.held
+        self.steps += 1
         if self.controller.uses_memory:  # M costs time; skip it when C does not read h
             self.state = self.mdrnn.advance(mu, action, self.state, self.age)  # M was trained on env actions
             self.age += 1

@@ -150,6 +150,9 @@ class ControllerConfig(_Section):
     # what C reads of a real frame: V's mean, or a draw from V's posterior (the authors' real env; the dream's C
     # only ever reads sampled z); saved with C's weights
     z_input: Literal["mean", "sample"]
+    # C picks an action every this many steps and the env, real or dream, plays it until the next pick (M reads
+    # every frame); saved with C's weights. 1: every step
+    action_repeat: int = Field(ge=1)
 
 
 class RealConfig(_Section):

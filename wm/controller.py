@@ -20,17 +20,19 @@ class Controller(nn.Module):
     z_input: what C reads of a real frame, V's mean (`mean`) or a draw from V's posterior (`sample`, as the authors'
     real env did: in the dream C reads z sampled from M, never a mean). It is saved with the weights, so every agent
     built from the file reads frames the same way.
+    action_repeat: C picks an action every this many steps and the env (real or dream) plays it until the next pick,
+    while M reads every frame; saved with the weights too (1, every step, is not written: files as before).
     """
 
     def __init__(self, arch: str = "linear", z_dim: int = 32, h_dim: int = 256, hidden_units: int = 40,
-                 env: str = CARRACING, z_input: str = "mean") -> None:
+                 env: str = CARRACING, z_input: str = "mean", action_repeat: int = 1) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown controller arch {arch!r}")
         if z_input not in ("mean", "sample"):
             raise ValueError(f"z_input must be 'mean' or 'sample', got {z_input!r}")
         self.arch, self.z_dim, self.h_dim, self.hidden_units = arch, z_dim, h_dim, hidden_units
-        self.z_input = z_input
+        self.z_input, self.action_repeat = z_input, checked_repeat(action_repeat)
         self.env, self.actions = env, action_map(env)
         action_dim = self.action_dim = self.actions.dim
         if arch in MEMORY_ARCHS:
@@ -49,7 +51,11 @@ class Controller(nn.Module):
         """Constructor arguments, stored beside the weights."""
         cfg = {"arch": self.arch, "z_dim": self.z_dim, "h_dim": self.h_dim,
                "hidden_units": self.hidden_units, "env": self.env}
-        return cfg if self.z_input == "mean" else {**cfg, "z_input": self.z_input}  # mean: files as before
+        if self.z_input != "mean":  # the defaults are not written: files as before
+            cfg["z_input"] = self.z_input
+        if self.action_repeat != 1:
+            cfg["action_repeat"] = self.action_repeat
+        return cfg
 
     def num_params(self) -> int:
         """Number of parameters CMA-ES searches over."""
@@ -74,6 +80,13 @@ ARCHS = ("linear", "linear_hc", "hidden", "v_only")
 MEMORY_ARCHS = ("linear", "linear_hc")  # the archs that read M's state
 
 
+def checked_repeat(action_repeat: int) -> int:
+    """`action_repeat` as an int >= 1, or a ValueError that names it."""
+    if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
+        raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
+    return int(action_repeat)
+
+
 def inputs(arch: str, z: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
     """What C of `arch` reads: z alone, [z, h], or [z, h, c]."""
     if arch == "linear":
@@ -92,13 +105,15 @@ class BatchedController:
     """P controllers of one arch evaluated together: one weight set per candidate, applied with batched matmuls.
 
     `flat` (P, n) holds CMA-ES candidates in the same layout as Controller.get_flat(), so
-    BatchedController(flat)(z, h)[p] equals Controller.set_flat(flat[p])(z[p], h[p]).
+    BatchedController(flat)(z, h)[p] equals Controller.set_flat(flat[p])(z[p], h[p]). `action_repeat` is read by
+    the dream (wm.dream.Dream.rollout), which asks for actions only every that many steps.
     """
 
     def __init__(self, arch: str, flat: torch.Tensor, z_dim: int = 32, h_dim: int = 256,
-                 hidden_units: int = 40, env: str = CARRACING) -> None:
-        template = Controller(arch, z_dim, h_dim, hidden_units, env)
+                 hidden_units: int = 40, env: str = CARRACING, action_repeat: int = 1) -> None:
+        template = Controller(arch, z_dim, h_dim, hidden_units, env, action_repeat=action_repeat)
         self.arch, self.uses_memory = arch, template.uses_memory
+        self.action_repeat = template.action_repeat
         self.actions = template.actions
         flat = torch.as_tensor(flat, dtype=torch.float32)
         if flat.ndim != 2 or flat.shape[1] != template.num_params():

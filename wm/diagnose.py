@@ -34,7 +34,7 @@ def dream_frames(fitness: DreamFitness, controller: Controller, vae: ConvVAE, se
     dream = fitness.world(patience=False)
     flat = torch.as_tensor(controller.get_flat(), dtype=torch.float32).unsqueeze(0).to(dream.device)
     policy = BatchedController(controller.arch, flat, dream.z_dim, dream.hidden, controller.hidden_units,
-                               controller.env)
+                               controller.env, controller.action_repeat)
     result = dream.rollout(policy, check_seeds(seed, 1), record=True)
     steps = int(result.steps[0, 0])
     return decode_latents(vae, result.latents[: steps + 1, 0, 0]), float(result.returns[0, 0]), steps

@@ -21,6 +21,8 @@ the last band for any later step): a hazard calibrated by age (wm/dream_hazard.p
 With `action_noise` p > 0 each step of a dream replaces C's action, with probability p, by a uniformly random one
 (before it is snapped to the env's actions): a controller must survive its own slips, so it cannot rely on an exact
 sequence of actions that only M rewards. The real env and `DreamEnv` play C's actions as they are.
+A policy with `action_repeat` k > 1 is asked for actions every k steps only (a slip, too, is drawn then and held),
+and each action plays for k steps, as the real agent (wm.agent.Agent) plays it; `DreamEnv` leaves that to its caller.
 
 Batch layout: (P, T, ...) for P controllers x T trials. The random numbers of a step are drawn once per trial and
 shared by every candidate (common random numbers), so candidates are compared on the same imagined tracks; so are
@@ -365,8 +367,9 @@ class Dream:
         for age in range(self.max_steps):
             uniform, normal = self.draw_noise(gen, t)
             uniform, held = self.hold_member(uniform, held)
-            raw = self.slip(policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1)), gen)
-            action = policy.actions.snap(policy.actions.to_env(raw))
+            if age % policy.action_repeat == 0:  # C picks; in between, the dream plays its last action again
+                raw = self.slip(policy(z, state[0].view(p, t, -1), state[1].view(p, t, -1)), gen)
+                action = policy.actions.snap(policy.actions.to_env(raw))
             rows = rows_to_step(alive)
             if rows is None:
                 z, reward, done, state = self.step(z, action, state, uniform, normal, masks, age)

@@ -99,7 +99,7 @@ class DreamFitness:
         """The candidates as one batched controller."""
         dream, c = self.world(), self.controller
         flat = torch.as_tensor(np.stack([np.asarray(x) for x in candidates]), dtype=torch.float32).to(dream.device)
-        return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units, self.env)
+        return BatchedController(c.arch, flat, dream.z_dim, dream.hidden, c.hidden_units, self.env, c.action_repeat)
 
     def population(self, candidates: Sequence[np.ndarray], seeds: Sequence[int]) -> list[float]:
         """Mean dream return per candidate: the whole population x all seeds in one batched rollout."""

@@ -44,5 +44,5 @@ class RealFitness:
         vae, mdrnn = _world_model(self.vae, self.mdrnn, _stamp(self.vae, self.mdrnn))
         c = self.controller
         controller = Controller(c.arch, vae.z_dim, mdrnn.hidden, c.hidden_units, self.env.id,
-                                c.z_input).set_flat(params).eval()
+                                c.z_input, c.action_repeat).set_flat(params).eval()
         return run_episode(Agent(vae, mdrnn, controller), self.env, seed, c.max_steps, self.patience)
