@@ -7,8 +7,9 @@ keeps every checked mean, and scores each on `--dreams` held-out dreams (seeds n
 the real env over `--episodes` evaluation episodes. Nothing here feeds back into training: the real scores are a
 diagnostic of the picking rule, never a fitness.
 
-Prints one markdown row per check (check score, held-out dream score, with `--other-mdrnn` the score in another M's
-dream, real score ± its standard error) and, with `--out`, writes them as JSON. A picker that followed the game
+A progress bar follows CMA-ES generation by generation (the population's mean and best dream return, sigma). Then
+it prints one markdown row per check (check score, held-out dream score, with `--other-mdrnn` the score in another
+M's dream, real score ± its standard error) and, with `--out`, writes them as JSON. A picker that followed the game
 would choose the row with the best real score; the stage chooses the best check.
 
 `--real-at` limits the scored rows to some checked generations (the other checks only record the CMA mean, with no
@@ -39,6 +40,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 from dream_ablation import play  # noqa: E402
 from paired_eval import mean_se  # noqa: E402
 from wm.cmaes import train_cmaes  # noqa: E402
@@ -133,9 +135,16 @@ def main() -> None:
     mdrnn = load_mdrnn(a.mdrnn)
     c = Controller(cfg.arch, mdrnn.z_dim, mdrnn.hidden, cfg.hidden_units, p.env.id, cfg.z_input, cfg.action_repeat)
     t0 = time.perf_counter()
-    result = train_cmaes(c.num_params(), cfg, score, p.seed)
-    print(f"CMA-ES: {cfg.population} x {cfg.trials} x {cfg.generations}, seed {p.seed}, {time.perf_counter() - t0:.0f} s; "
-          f"chosen check {result.best_score:.2f}")
+    bar = tqdm(total=cfg.generations, desc="CMA-ES in the dream", unit="gen")
+
+    def tick(row: dict[str, float]) -> None:
+        bar.set_postfix(mean=f"{row['mean']:.1f}", best=f"{row['best']:.1f}", sigma=f"{row['sigma']:.3f}")
+        bar.update(1)
+
+    result = train_cmaes(c.num_params(), cfg, score, p.seed, on_generation=tick)
+    bar.close()
+    print(f"CMA-ES: {cfg.population} x {cfg.trials} x {cfg.generations}, seed {p.seed}, "
+          f"{time.perf_counter() - t0:.0f} s; chosen check {result.best_score:.2f}")
     held_out = check_seeds(p.seed + HELD_OUT, a.dreams)
     rows = []
     print(f"| generation | check ({cfg.eval_episodes} dreams) | held-out dream ({a.dreams}) | "
@@ -145,9 +154,8 @@ def main() -> None:
     for lo, hi in spans:
         picked = [m for g, m in zip(checked, means) if lo <= g <= hi]
         avg = np.mean(picked, axis=0)
-        todo.append(({"generation": f"avg {lo}-{hi} ({len(picked)} means)",
-                      "check_mean_return": float(np.mean(fitness.population([avg], check_seeds(p.seed, cfg.eval_episodes))))},
-                     avg))
+        check = float(np.mean(fitness.population([avg], check_seeds(p.seed, cfg.eval_episodes))))
+        todo.append(({"generation": f"avg {lo}-{hi} ({len(picked)} means)", "check_mean_return": check}, avg))
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(a.workers) as pool:
         for n, (check, params) in enumerate(todo):
             dream = float(np.mean(fitness.population([params], held_out)))
@@ -159,8 +167,8 @@ def main() -> None:
             real = np.asarray(list(pool.map(play, jobs)))
             chosen = bool(np.array_equal(params, result.best_params))
             gen = check["generation"]
-            row = {"generation": int(gen) if isinstance(gen, float) else gen, "check": check["check_mean_return"], "held_out_dream": dream,
-                   "real": float(real.mean()), "real_se": mean_se(real.tolist())[1],
+            row = {"generation": int(gen) if isinstance(gen, float) else gen, "check": check["check_mean_return"],
+                   "held_out_dream": dream, "real": float(real.mean()), "real_se": mean_se(real.tolist())[1],
                    "chosen": chosen, "episodes": real.tolist()}
             if other:
                 row["other_m_dream"] = elsewhere
