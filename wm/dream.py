@@ -349,7 +349,9 @@ class Dream:
 
     @torch.no_grad()
     def rollout(self, policy: BatchedController, seeds: Sequence[int], record: bool = False) -> DreamResult:
-        """Play every candidate of `policy` on every trial seed at once; returns (P, T) returns and lengths."""
+        """Play every candidate of `policy` on every trial seed at once; returns (P, T) returns and lengths.
+
+        `policy` is a BatchedController or anything with its `population`, `actions` and `action_repeat`."""
         p, t = policy.population, len(seeds)
         gen = seeded_generator(seeds)
         z0, h0, c0 = self.start(gen, t)

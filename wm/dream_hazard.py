@@ -53,6 +53,7 @@ class RepeatPlay:
     held for 1..repeat_max steps (the dream snaps it as the env does). One candidate (population 1)."""
 
     population = 1
+    action_repeat = 1  # asked every step: it holds its own actions
 
     def __init__(self, env: str, trials: int, repeat_max: int, seed: int) -> None:
         self.actions = action_map(env)
